@@ -1,0 +1,16 @@
+"""Mask R-CNN (He et al.) on torchvision's ops: model, weights I/O and box-limited mask post-processing."""
+
+from .config import InferenceOptions, ModelConfig, preset
+from .mask_rcnn import MaskRCNN, build_model
+from .structures import Detections, ImageBatch, Targets
+
+__all__ = [
+    "Detections",
+    "ImageBatch",
+    "InferenceOptions",
+    "MaskRCNN",
+    "ModelConfig",
+    "Targets",
+    "build_model",
+    "preset",
+]

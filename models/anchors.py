@@ -1,0 +1,53 @@
+"""Anchor boxes of the RPN: one size and three aspect ratios per FPN level, tiled over each feature map.
+
+Anchors depend only on the padded batch size and the feature sizes, so they are cached per shape.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def cell_anchors(size: int, aspect_ratios: tuple[float, ...]) -> Tensor:
+    """Anchors centred at (0, 0): FloatTensor[A, 4], rounded as torchvision rounds them."""
+    scales = torch.as_tensor([size], dtype=torch.float32)
+    ratios = torch.as_tensor(aspect_ratios, dtype=torch.float32)
+    h_ratios = torch.sqrt(ratios)
+    w_ratios = 1 / h_ratios
+    ws = (w_ratios[:, None] * scales[None, :]).view(-1)
+    hs = (h_ratios[:, None] * scales[None, :]).view(-1)
+    return (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
+
+
+class AnchorGenerator:
+    """Anchors of every level for a padded batch: FloatTensor[sum(H_l * W_l * A), 4], level-major,
+    then row-major over locations, then the A anchors of a location (the order of the RPN head's outputs)."""
+
+    def __init__(self, sizes: tuple[int, ...], aspect_ratios: tuple[float, ...]) -> None:
+        self.cell = [cell_anchors(s, aspect_ratios) for s in sizes]
+        self.num_anchors_per_location = len(aspect_ratios)
+        self._cache: dict[tuple, Tensor] = {}
+
+    def __call__(
+        self, padded_size: tuple[int, int], feature_sizes: list[tuple[int, int]], device: torch.device
+    ) -> Tensor:
+        key = (padded_size, tuple(feature_sizes), str(device))
+        if key not in self._cache:
+            if len(self._cache) > 64:  # many distinct batch shapes: keep the cache bounded
+                self._cache.clear()
+            self._cache[key] = self._grid(padded_size, feature_sizes, device)
+        return self._cache[key]
+
+    def _grid(self, padded_size: tuple[int, int], feature_sizes: list[tuple[int, int]], device: torch.device) -> Tensor:
+        out = []
+        for (fh, fw), base in zip(feature_sizes, self.cell, strict=True):
+            # Integer strides from the padded size, as torchvision does (P6 on an 800-high batch: 800 // 13 = 61).
+            stride_h, stride_w = padded_size[0] // fh, padded_size[1] // fw
+            shifts_x = torch.arange(0, fw, dtype=torch.int32, device=device) * stride_w
+            shifts_y = torch.arange(0, fh, dtype=torch.int32, device=device) * stride_h
+            shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+            shift_x, shift_y = shift_x.reshape(-1), shift_y.reshape(-1)
+            shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
+            out.append((shifts.view(-1, 1, 4) + base.to(device).view(1, -1, 4)).reshape(-1, 4))
+        return torch.cat(out)

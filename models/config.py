@@ -1,0 +1,152 @@
+"""Architecture of a Mask R-CNN: a small frozen dataclass that travels inside the weights file.
+
+Like a nanoGPT checkpoint's `model_args`, the config is all a reader needs to rebuild the model from the file
+alone; the service has no architecture flags. Inference defaults (score threshold, NMS IoU, ...) live here
+too, and each request may override them through `InferenceOptions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that shapes the network; `variant` picks torchvision's v1 or v2 head layout."""
+
+    num_classes: int = 91  # including background at index 0
+    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | resnet101
+    backbone_width: int = 64  # channels of the stem; 64 is torchvision's ResNet, smaller is a narrow one
+    variant: str = "v1"  # v1: maskrcnn_resnet50_fpn; v2: maskrcnn_resnet50_fpn_v2 (BN in FPN and heads)
+    fpn_channels: int = 256
+    # RPN: one anchor size per FPN level (P2-P6), three aspect ratios.
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_nms_thresh: float = 0.7
+    rpn_fg_iou_thresh: float = 0.7
+    rpn_bg_iou_thresh: float = 0.3
+    rpn_batch_size_per_image: int = 256
+    rpn_positive_fraction: float = 0.5
+    # RoI heads.
+    pooler: str = "align"  # RoIAlign, the paper's choice
+    box_head_dim: int = 1024  # width of the box MLP
+    mask_head_dim: int = 256  # channels of the 4 mask FCN convs
+    mask_resolution: int = 14  # RoI feature size for the mask head; predicted masks are twice this
+    box_fg_iou_thresh: float = 0.5
+    box_bg_iou_thresh: float = 0.5
+    box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25
+    # Inference defaults.
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    detections_per_img: int = 100
+    mask_thresh: float = 0.5
+    # Input transform.
+    min_size: int = 800
+    max_size: int = 1333
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STD
+    # What the classes mean: name and dataset category id of each contiguous label (index 0 = background).
+    # Empty category_ids means label == category id (torchvision's COCO models use COCO's 91 ids directly).
+    class_names: tuple[str, ...] = field(default=(), compare=False)
+    category_ids: tuple[int, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("v1", "v2"):
+            raise ValueError(f"variant must be 'v1' or 'v2', got {self.variant!r}")
+        if self.backbone not in RESNET_LAYERS:
+            raise ValueError(f"backbone must be one of {sorted(RESNET_LAYERS)}, got {self.backbone!r}")
+        if self.pooler != "align":
+            raise ValueError(f"pooler must be 'align', got {self.pooler!r}")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if self.category_ids and len(self.category_ids) != self.num_classes:
+            raise ValueError(f"{len(self.category_ids)} category ids for {self.num_classes} classes")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from JSON: unknown keys are an error (a newer file), lists become tuples."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+# Blocks per stage and block type of each ResNet depth (torchvision's resnet18 ... resnet101).
+RESNET_LAYERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+}
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Per-call knobs; None means the model config's default."""
+
+    score_thresh: float | None = None
+    nms_thresh: float | None = None
+    detections_per_img: int | None = None
+    mask_thresh: float | None = None
+
+    def resolve(self, config: ModelConfig) -> InferenceOptions:
+        resolved = InferenceOptions(
+            score_thresh=config.score_thresh if self.score_thresh is None else self.score_thresh,
+            nms_thresh=config.nms_thresh if self.nms_thresh is None else self.nms_thresh,
+            detections_per_img=(
+                config.detections_per_img if self.detections_per_img is None else self.detections_per_img
+            ),
+            mask_thresh=config.mask_thresh if self.mask_thresh is None else self.mask_thresh,
+        )
+        if not 0.0 <= resolved.score_thresh <= 1.0:
+            raise ValueError(f"score_thresh must be in [0, 1], got {resolved.score_thresh}")
+        if not 0.0 <= resolved.nms_thresh <= 1.0:
+            raise ValueError(f"nms_thresh must be in [0, 1], got {resolved.nms_thresh}")
+        if not 1 <= resolved.detections_per_img <= 100:
+            raise ValueError(f"detections_per_img must be in [1, 100], got {resolved.detections_per_img}")
+        if not 0.0 < resolved.mask_thresh < 1.0:
+            raise ValueError(f"mask_thresh must be in (0, 1), got {resolved.mask_thresh}")
+        return resolved
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """Named architectures: torchvision's two COCO models, and small ones for tests and the demo."""
+    presets: dict[str, dict[str, Any]] = {
+        "resnet50_fpn": {},
+        "resnet50_fpn_v2": {"variant": "v2"},
+        # A few-MB model for unit tests: narrow ResNet-18, small images, few proposals.
+        "tiny": {
+            "backbone": "resnet18",
+            "backbone_width": 8,
+            "fpn_channels": 16,
+            "box_head_dim": 32,
+            "mask_head_dim": 16,
+            "num_classes": 5,
+            "min_size": 128,
+            "max_size": 192,
+            "anchor_sizes": (8, 16, 32, 64, 128),
+            "rpn_pre_nms_top_n_test": 200,
+            "rpn_post_nms_top_n_test": 100,
+            "rpn_pre_nms_top_n_train": 400,
+            "rpn_post_nms_top_n_train": 200,
+            "box_batch_size_per_image": 64,
+            "rpn_batch_size_per_image": 64,
+        },
+    }
+    if name not in presets:
+        raise ValueError(f"unknown model preset {name!r}; choose from {sorted(presets)}")
+    return ModelConfig(**{**presets[name], **overrides})

@@ -1,0 +1,118 @@
+"""End to end inference: uint8 images -> COCO results (boxes, scores, classes, RLE masks).
+
+`Predictor` owns the device and numeric precision; the model stays precision-agnostic. Masks leave the
+model as [N, 28, 28] probabilities, are pasted box by box (`postprocess`) and encoded straight from the
+crops (`rle`): no full-image mask is ever built unless asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import rle
+from .config import InferenceOptions
+from .mask_rcnn import MaskRCNN
+from .postprocess import MaskCrops, paste_masks
+from .structures import Detections
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Predictor:
+    """A model on a device, at a precision: `detect` for tensors, `__call__` for COCO results.
+
+    precision: fp32 everywhere; bf16 on CPUs with bf16 support and on GPUs; fp16 on GPUs. Reduced
+    precision runs the convolutions and matrix products under autocast; box decoding, NMS and the mask
+    paste stay in float32.
+    """
+
+    def __init__(
+        self,
+        model: MaskRCNN,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 needs a CUDA device; use bf16 on the CPU")
+        if precision == "bf16" and self.device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            raise ValueError("this CPU has no bf16 support; use fp32")
+        self.precision = precision
+        self.model = model.eval().to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        self.config = model.config
+
+    @contextlib.contextmanager
+    def _numerics(self) -> Iterator[None]:
+        with torch.inference_mode():
+            if self.precision == "fp32":
+                yield
+            else:
+                with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
+                    yield
+
+    def detect(
+        self, images: list[Tensor], options: InferenceOptions | None = None, masks: bool = True
+    ) -> list[Detections]:
+        """images: B UInt8Tensor[3, H_i, W_i] (any device) -> B Detections on this predictor's device."""
+        with self._numerics():
+            return self.model.predict([img.to(self.device, non_blocking=True) for img in images], options, masks)
+
+    def __call__(
+        self,
+        images: list[Tensor],
+        options: InferenceOptions | None = None,
+        masks: bool = True,
+        full_masks: bool = False,
+    ) -> list[list[dict[str, Any]]]:
+        """B images -> B lists of COCO-style results, best first (see `coco_results`)."""
+        opts = (options or InferenceOptions()).resolve(self.config)
+        out = []
+        for det in self.detect(images, opts, masks):
+            crops = paste_masks(det.masks, det.boxes, det.image_size, opts.mask_thresh) if masks else None
+            out.append(coco_results(det, crops, self.config.class_names, self.config.category_ids, full_masks))
+        return out
+
+
+def coco_results(
+    det: Detections,
+    crops: MaskCrops | None,
+    class_names: tuple[str, ...],
+    category_ids: tuple[int, ...],
+    full_masks: bool = False,
+) -> list[dict[str, Any]]:
+    """One dict per detection, in COCO results format (drops into `COCO.loadRes`).
+
+    {category_id, label, score, bbox: [x, y, w, h] in input-image pixels, segmentation: {size: [h, w],
+    counts: str}}; `mask`: (H, W) bool array too when full_masks.
+    """
+    labels = det.labels.tolist()
+    scores = det.scores.float().tolist()
+    boxes = det.boxes.float().cpu()
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+    segmentations = rle.encode(crops) if crops is not None else [None] * len(labels)
+    full = crops.full() if crops is not None and full_masks else None
+    results = []
+    for i, (label, score, bbox, seg) in enumerate(zip(labels, scores, xywh, segmentations, strict=True)):
+        item: dict[str, Any] = {
+            "category_id": category_ids[label] if category_ids else label,
+            "label": class_names[label] if class_names else str(label),
+            "score": score,
+            "bbox": bbox,
+        }
+        if seg is not None:
+            item["segmentation"] = seg
+        if full is not None:
+            item["mask"] = full[i]
+        results.append(item)
+    return results

@@ -1,0 +1,132 @@
+"""Mask R-CNN: transform -> backbone (ResNet-FPN) -> RPN -> RoI heads (box and mask branches in parallel).
+
+`build_model(config)` assembles it from a `ModelConfig`; module names reproduce torchvision's state-dict keys
+(`backbone.body.*`, `backbone.fpn.*`, `rpn.head.*`, `roi_heads.box_head.*`, `roi_heads.mask_predictor.*`, ...)
+so its checkpoints load with `strict=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import FrozenBatchNorm2d
+
+from .anchors import AnchorGenerator
+from .backbone import BackboneWithFPN, build_backbone
+from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
+from .config import InferenceOptions, ModelConfig
+from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
+from .poolers import build_pooler
+from .roi_heads import RoIHeads
+from .rpn import RegionProposalNetwork, RPNHead
+from .structures import Detections, Targets
+from .transform import ImageTransform, rescale_boxes
+
+
+class MaskRCNN(nn.Module):
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        backbone: BackboneWithFPN,
+        rpn: RegionProposalNetwork,
+        roi_heads: RoIHeads,
+        transform: ImageTransform,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.rpn = rpn
+        self.roi_heads = roi_heads
+        self.transform = transform
+
+    def forward(self, images: list[Tensor], targets: list[Targets]) -> dict[str, Tensor]:
+        """Training: images [3, H_i, W_i] in [0, 1] and their targets -> the losses of the paper's L.
+
+        L = Lcls + Lbox + Lmask (RoI heads) + the RPN's objectness and box losses.
+        """
+        batch, resized_targets = self.transform(images, targets, training=self.training)
+        assert resized_targets is not None
+        features = self.backbone(batch.tensors)
+        proposals, losses = self.rpn(batch, list(features.values()), resized_targets)
+        losses.update(self.roi_heads.losses(features, proposals, batch.image_sizes, resized_targets))
+        return losses
+
+    @torch.no_grad()
+    def predict(
+        self, images: list[Tensor], options: InferenceOptions | None = None, with_masks: bool = True
+    ) -> list[Detections]:
+        """images: B tensors [3, H_i, W_i] (uint8, or float in [0, 1]) of any sizes -> B Detections.
+
+        Boxes come back in each input image's pixels; masks as [N, 28, 28] probabilities of the predicted
+        class, to be pasted into their boxes by `models.postprocess`.
+        """
+        opts = (options or InferenceOptions()).resolve(self.config)
+        batch, _ = self.transform(images)
+        features = self.backbone(batch.tensors)
+        proposals, _ = self.rpn(batch, list(features.values()))
+        out = self.roi_heads.predict(
+            features,
+            proposals,
+            batch.image_sizes,
+            score_thresh=opts.score_thresh,
+            nms_thresh=opts.nms_thresh,
+            detections_per_img=opts.detections_per_img,
+            with_masks=with_masks,
+        )
+        detections = []
+        offset = 0
+        for i, n in enumerate(out.counts):
+            part = slice(offset, offset + n)
+            offset += n
+            detections.append(
+                Detections(
+                    boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i]),
+                    scores=out.scores[part],
+                    labels=out.labels[part],
+                    masks=None if out.masks is None else out.masks[part],
+                    image_size=batch.original_sizes[i],
+                )
+            )
+        return detections
+
+
+def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] = FrozenBatchNorm2d) -> MaskRCNN:
+    """A Mask R-CNN shaped by `config`, randomly initialised (load weights with `models.weights`)."""
+    backbone = build_backbone(config, trunk_norm)
+    channels = backbone.out_channels
+    v2 = config.variant == "v2"
+    anchors = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
+    rpn = RegionProposalNetwork(
+        RPNHead(channels, anchors.num_anchors_per_location, conv_depth=2 if v2 else 1),
+        anchors,
+        pre_nms_top_n=(config.rpn_pre_nms_top_n_train, config.rpn_pre_nms_top_n_test),
+        post_nms_top_n=(config.rpn_post_nms_top_n_train, config.rpn_post_nms_top_n_test),
+        nms_thresh=config.rpn_nms_thresh,
+        fg_iou_thresh=config.rpn_fg_iou_thresh,
+        bg_iou_thresh=config.rpn_bg_iou_thresh,
+        batch_size_per_image=config.rpn_batch_size_per_image,
+        positive_fraction=config.rpn_positive_fraction,
+    )
+    box_resolution = 7
+    box_head: nn.Module = (
+        ConvFCHead(channels, box_resolution, config.box_head_dim)
+        if v2
+        else TwoMLPHead(channels * box_resolution**2, config.box_head_dim)
+    )
+    roi_heads = RoIHeads(
+        box_roi_pool=build_pooler(config.pooler, box_resolution),
+        box_head=box_head,
+        box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
+        mask_roi_pool=build_pooler(config.pooler, config.mask_resolution),
+        mask_head=MaskRCNNHeads(channels, config.mask_head_dim, norm=v2),
+        mask_predictor=MaskRCNNPredictor(config.mask_head_dim, config.mask_head_dim, config.num_classes),
+        fg_iou_thresh=config.box_fg_iou_thresh,
+        bg_iou_thresh=config.box_bg_iou_thresh,
+        batch_size_per_image=config.box_batch_size_per_image,
+        positive_fraction=config.box_positive_fraction,
+    )
+    transform = ImageTransform(config.min_size, config.max_size, config.image_mean, config.image_std)
+    return MaskRCNN(config, backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)

@@ -1,0 +1,196 @@
+"""RoI heads: box and mask branches in parallel on the proposals, with separate `losses()` and `predict()`.
+
+Inference follows the paper: box branch on all proposals -> score threshold and class-wise NMS -> top
+detections -> mask branch on those boxes only -> the mask of the predicted class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou
+
+from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
+from .box_ops import clip_boxes, rank_within
+from .mask_head import MaskRCNNHeads, MaskRCNNPredictor, mask_loss, mask_targets
+from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
+from .structures import Targets
+
+Features = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class RoIPredictions:
+    """Detections of a whole batch, flat and grouped by image (best first within each image).
+
+    boxes [D, 4] in resized-image pixels, scores [D], labels [D], masks [D, M, M] probabilities,
+    counts: detections per image (sum = D).
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    masks: Tensor | None
+    counts: list[int]
+
+
+class RoIHeads(nn.Module):
+    def __init__(
+        self,
+        *,
+        box_roi_pool: MultiScaleRoIAlign,
+        box_head: nn.Module,
+        box_predictor: FastRCNNPredictor,
+        mask_roi_pool: MultiScaleRoIAlign,
+        mask_head: MaskRCNNHeads,
+        mask_predictor: MaskRCNNPredictor,
+        fg_iou_thresh: float,
+        bg_iou_thresh: float,
+        batch_size_per_image: int,
+        positive_fraction: float,
+    ) -> None:
+        super().__init__()
+        self.box_roi_pool = box_roi_pool
+        self.box_head = box_head
+        self.box_predictor = box_predictor
+        self.mask_roi_pool = mask_roi_pool
+        self.mask_head = mask_head
+        self.mask_predictor = mask_predictor
+        self.fg_iou_thresh = fg_iou_thresh
+        self.bg_iou_thresh = bg_iou_thresh
+        self.batch_size_per_image = batch_size_per_image
+        self.positive_fraction = positive_fraction
+
+    # ---- inference -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        features: Features,
+        proposals: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        *,
+        score_thresh: float,
+        nms_thresh: float,
+        detections_per_img: int,
+        with_masks: bool = True,
+    ) -> RoIPredictions:
+        x = self.box_head(self.box_roi_pool(features, proposals, image_sizes))
+        class_logits, box_deltas = self.box_predictor(x)
+        boxes, scores, labels, counts = select_detections(
+            class_logits.float(),
+            box_deltas.float(),
+            proposals,
+            image_sizes,
+            score_thresh=score_thresh,
+            nms_thresh=nms_thresh,
+            detections_per_img=detections_per_img,
+        )
+        masks = None
+        if with_masks:
+            if boxes.shape[0] == 0:
+                size = 2 * self.mask_roi_pool.output_size[0]
+                masks = boxes.new_zeros((0, size, size))
+            else:
+                mask_features = self.mask_head(self.mask_roi_pool(features, list(boxes.split(counts)), image_sizes))
+                masks = self.mask_predictor.forward_for_labels(mask_features, labels).float().sigmoid()
+        return RoIPredictions(boxes, scores, labels, masks, counts)
+
+    # ---- training --------------------------------------------------------------------------------------
+    def losses(
+        self,
+        features: Features,
+        proposals: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        targets: list[Targets],
+    ) -> dict[str, Tensor]:
+        """Lcls + Lbox on 512 sampled RoIs per image (1:3 fg:bg), Lmask on the positive ones."""
+        rois, labels, regression, matched = [], [], [], []
+        for props, target in zip(proposals, targets, strict=True):
+            props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
+            if target.boxes.numel() == 0:
+                idx = torch.zeros(props.shape[0], dtype=torch.int64, device=props.device)
+                label = torch.zeros_like(idx)
+            else:
+                idx = match(box_iou(target.boxes, props), self.fg_iou_thresh, self.bg_iou_thresh, False)
+                label = target.labels[idx.clamp(min=0)].clone()
+                label[idx == BELOW_LOW_THRESHOLD] = 0
+                label[idx == BETWEEN_THRESHOLDS] = -1
+                idx = idx.clamp(min=0)
+            pos, neg = sample_balanced(label, self.batch_size_per_image, self.positive_fraction)
+            keep = torch.cat([pos, neg])
+            rois.append(props[keep])
+            labels.append(label[keep])
+            matched.append(idx[keep])
+            gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
+            regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
+        x = self.box_head(self.box_roi_pool(features, rois, image_sizes))
+        class_logits, box_deltas = self.box_predictor(x)
+        all_labels = torch.cat(labels)
+        losses = box_loss(class_logits, box_deltas, all_labels, torch.cat(regression))
+
+        pos_rois = [r[lab > 0] for r, lab in zip(rois, labels, strict=True)]
+        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, pos_rois, image_sizes)))
+        size = mask_logits.shape[-1]
+        gt_masks = [
+            mask_targets(t.masks, r, m[lab > 0], size) if t.masks.numel() else r.new_zeros((0, size, size))
+            for t, r, m, lab in zip(targets, pos_rois, matched, labels, strict=True)
+        ]
+        losses["loss_mask"] = mask_loss(mask_logits, all_labels[all_labels > 0], torch.cat(gt_masks))
+        return losses
+
+
+def select_detections(
+    class_logits: Tensor,
+    box_deltas: Tensor,
+    proposals: list[Tensor],
+    image_sizes: list[tuple[int, int]],
+    *,
+    score_thresh: float,
+    nms_thresh: float,
+    detections_per_img: int,
+) -> tuple[Tensor, Tensor, Tensor, list[int]]:
+    """Softmax scores and decoded boxes of every (proposal, class) pair -> the top detections of each image.
+
+    class_logits [R, K], box_deltas [R, 4K], proposals: B tensors [R_i, 4] -> boxes [D, 4], scores [D],
+    labels [D], counts per image. Same result as torchvision's `postprocess_detections`: keep scores
+    > score_thresh and boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score.
+
+    Why not one NMS over all candidates: at threshold 0 there are R x (K-1) (~90k) of them, and NMS is
+    quadratic. A candidate's fate in greedy NMS depends only on higher-scoring candidates, so NMS over each
+    image's best T candidates gives exactly the full result's top detections once it keeps enough of them
+    (or T covers them all); T grows until that holds, in practice once.
+    """
+    device = class_logits.device
+    num_images, num_classes = len(proposals), class_logits.shape[1]
+    counts = [p.shape[0] for p in proposals]
+    roi_image = torch.repeat_interleave(torch.arange(num_images, device=device), torch.tensor(counts, device=device))
+    boxes = BOX_CODER.decode(box_deltas, torch.cat(proposals))  # [R, K, 4]
+    sizes = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)
+    boxes = clip_boxes(boxes, sizes[roi_image][:, None, :])
+    scores = F.softmax(class_logits, -1)
+
+    boxes = boxes[:, 1:].reshape(-1, 4)  # drop background; candidate = (roi, class)
+    scores = scores[:, 1:].reshape(-1)
+    labels = torch.arange(1, num_classes, device=device).repeat(class_logits.shape[0])
+    image = roi_image.repeat_interleave(num_classes - 1)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    valid = torch.where((scores > score_thresh) & (wh >= 1e-2).all(dim=1))[0]
+    order = valid[scores[valid].argsort(descending=True)]
+    rank = rank_within(image[order], num_images)  # position of each candidate within its image
+    per_image = torch.bincount(image[order], minlength=num_images)
+
+    top = 10 * detections_per_img
+    while True:
+        cand = order[rank < top]
+        keep = cand[batched_nms(boxes[cand], scores[cand], image[cand] * num_classes + labels[cand], nms_thresh)]
+        kept = torch.bincount(image[keep], minlength=num_images)
+        if bool(((kept >= detections_per_img) | (per_image <= top)).all()):
+            break
+        top *= 4
+    keep = keep[rank_within(image[keep], num_images) < detections_per_img]
+    keep = keep[torch.sort(image[keep], stable=True).indices]
+    counts_out = torch.bincount(image[keep], minlength=num_images).tolist()
+    return boxes[keep], scores[keep], labels[keep], counts_out

@@ -1,0 +1,146 @@
+"""Weights are data, never code: our safetensors files, and torchvision's `.pth` checkpoints.
+
+Our format: one safetensors file whose metadata holds the `ModelConfig` as JSON (architecture, class names,
+category ids, input size), so a reader rebuilds the model from the file alone. torchvision checkpoints are
+read with `torch.load(weights_only=True)`, recognised from their keys, and loaded with `strict=True`.
+Every way a file can be wrong ends in one `WeightsError` that names the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+from .config import ModelConfig, preset
+from .mask_rcnn import MaskRCNN, build_model
+
+FORMAT = "maskrcnn/1"
+COCO_CATEGORIES: tuple[str, ...] = tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+_SAFETENSORS_MAX_HEADER = 100_000_000
+
+
+class WeightsError(ValueError):
+    """The weights file is missing, unreadable, or does not fit the architecture it claims."""
+
+
+def save(model: MaskRCNN, path: str | Path) -> None:
+    """Write the model's tensors and its config to a safetensors file."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    save_file(state, str(path), metadata=metadata)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> MaskRCNN:
+    """Build the model a weights file describes (ours or torchvision's), in eval mode on `device`."""
+    config, state = read(path)
+    model = build_model(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit the architecture: {_first_problems(str(exc))}") from None
+    return model.eval().to(device)
+
+
+def read(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """(config, state dict) of a weights file, without building a model."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    with path.open("rb") as f:
+        head = f.read(16)
+    if len(head) < 16:
+        raise WeightsError(f"{path}: file is empty or truncated ({len(head)} bytes)")
+    header_len = int.from_bytes(head[:8], "little")
+    if head[8:9] == b"{" and header_len < _SAFETENSORS_MAX_HEADER:
+        return _read_safetensors(path)
+    return _read_torchvision(path)
+
+
+def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: unreadable safetensors file ({exc})") from None
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise WeightsError(f"{path}: safetensors file without maskrcnn metadata (format {metadata.get('format')!r})")
+    try:
+        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: bad model config in metadata: {exc}") from None
+    return config, state
+
+
+def _read_torchvision(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        with path.open("rb") as f:
+            zipped = f.read(2) == b"PK"
+        what = "truncated or corrupt torch checkpoint" if zipped else "neither safetensors nor a torch checkpoint"
+        raise WeightsError(f"{path}: {what}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]  # a training checkpoint of torchvision's reference scripts
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: torch checkpoint does not hold a state dict of tensors")
+    state = upgrade_torchvision_keys(dict(obj))
+    return torchvision_config(state, path), state
+
+
+def torchvision_config(state: dict[str, Tensor], path: Path | str = "") -> ModelConfig:
+    """Recognise torchvision's maskrcnn_resnet50_fpn (v1) or _v2 from the keys of its state dict."""
+    logits = state.get("roi_heads.mask_predictor.mask_fcn_logits.weight")
+    if logits is None or "backbone.body.conv1.weight" not in state:
+        raise WeightsError(f"{path}: not a Mask R-CNN checkpoint (no mask predictor or ResNet trunk keys)")
+    v2 = "rpn.head.conv.1.0.weight" in state
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"backbone\.body\.layer3\.(\d+)\.", k))}
+    depth = {6: "resnet50", 23: "resnet101"}.get(len(blocks))
+    if depth is None:
+        raise WeightsError(f"{path}: unsupported ResNet trunk ({len(blocks)} blocks in layer3)")
+    num_classes = logits.shape[0]
+    names = COCO_CATEGORIES if num_classes == len(COCO_CATEGORIES) else ()
+    if not names:
+        names = ("__background__", *(f"class_{i}" for i in range(1, num_classes)))
+    return preset(
+        "resnet50_fpn_v2" if v2 else "resnet50_fpn",
+        backbone=depth,
+        num_classes=num_classes,
+        class_names=names,
+    )
+
+
+def upgrade_torchvision_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename keys of torchvision's older (version 1) module layouts to the current ones.
+
+    The official v1 COCO checkpoint predates `Conv2dNormActivation`: `rpn.head.conv.weight`,
+    `backbone.fpn.inner_blocks.0.weight`, `roi_heads.mask_head.mask_fcn1.weight`. torchvision renames them
+    through pickled module versions; `weights_only` loading cannot rely on that, so we rename explicitly.
+    """
+    rules = [
+        (r"^rpn\.head\.conv\.(weight|bias)$", r"rpn.head.conv.0.0.\1"),
+        (r"^backbone\.fpn\.(inner|layer)_blocks\.(\d+)\.(weight|bias)$", r"backbone.fpn.\1_blocks.\2.0.\3"),
+    ]
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        m = re.match(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$", key)
+        if m:
+            key = f"roi_heads.mask_head.{int(m.group(1)) - 1}.0.{m.group(2)}"
+        out[key] = value
+    return out
+
+
+def _first_problems(message: str, limit: int = 3) -> str:
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.startswith("Error(s)")]
+    return "; ".join(lines[:limit]) + (f" (+{len(lines) - limit} more)" if len(lines) > limit else "")

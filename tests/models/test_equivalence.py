@@ -1,0 +1,52 @@
+"""Acceptance 1: same weights, same photo -> the detections torchvision gives, masks included.
+
+torchvision's models are built with a fixed seed, saved to a `.pth` file and loaded through our loader, at
+score threshold 0 so that 100 detections come back. Full-size models: the slowest tests of the suite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
+
+from models import InferenceOptions, weights
+from models.postprocess import paste_masks
+from tests.conftest import load_photo
+
+pytestmark = pytest.mark.slow
+
+BUILDERS = {"v1": maskrcnn_resnet50_fpn, "v2": maskrcnn_resnet50_fpn_v2}
+PHOTOS = {"v1": ["astronaut.jpg", "coffee.jpg"], "v2": ["astronaut.jpg"]}  # v1 also checks a 2-size batch
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_matches_torchvision(variant: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    reference = BUILDERS[variant](weights=None, weights_backbone=None, box_score_thresh=0.0).eval()
+    checkpoint = tmp_path / "torchvision.pth"
+    torch.save(reference.state_dict(), checkpoint)
+    ours = weights.load(checkpoint)
+    assert ours.config.variant == variant
+
+    images = [load_photo(name) for name in PHOTOS[variant]]
+    with torch.no_grad():
+        expected = reference([img.float() / 255 for img in images])
+    got = ours.predict(images, InferenceOptions(score_thresh=0.0))
+
+    for exp, det in zip(expected, got, strict=True):
+        assert len(det) == len(exp["labels"]) == 100
+        assert torch.equal(det.labels, exp["labels"])
+        assert (det.boxes - exp["boxes"]).abs().max() <= 0.05
+        assert (det.scores - exp["scores"]).abs().max() <= 1e-3
+
+        h, w = det.image_size
+        reference_masks = exp["masks"][:, 0] > 0.5  # torchvision pastes into the full image itself
+        ours_masks = torch.from_numpy(paste_masks(det.masks, det.boxes, (h, w)).full())
+        inter = (reference_masks & ours_masks).flatten(1).sum(1).double()
+        union = (reference_masks | ours_masks).flatten(1).sum(1).double()
+        iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+        assert iou.min() >= 0.9, f"worst mask IoU {iou.min():.4f}"
+        assert iou.mean() >= 0.99, f"mean mask IoU {iou.mean():.4f}"
