@@ -1,29 +1,39 @@
 """The `maskrcnn` console script: a thin dispatcher.
 
-Each subcommand imports the package it needs only when it runs, so `maskrcnn --help` stays instant and the
-service never pulls in the trainer.
+Each subcommand lives in the package it belongs to (`service.cli`, `trainer.cli`, ...) as a function
+`main(argv) -> int`, imported only when that subcommand runs: `maskrcnn --help` stays instant and serving
+never imports the trainer.
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
+
+COMMANDS = {
+    "serve": ("service.cli", "serve", "start the HTTP service"),
+    "detect": ("client.cli", "detect", "send image files to a running service"),
+    "train": ("trainer.cli", "train", "train on COCO-format data"),
+    "evaluate": ("trainer.cli", "evaluate", "COCOeval a model on COCO-format data"),
+    "synth": ("trainer.cli", "synth", "write a synthetic COCO-format data set"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="maskrcnn", description="Mask R-CNN instance segmentation.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in [
-        ("serve", "start the HTTP service"),
-        ("detect", "run the model on image files"),
-        ("train", "train on COCO-format data"),
-        ("evaluate", "COCOeval a model on COCO-format data"),
-        ("synth", "write a synthetic COCO-format data set"),
-    ]:
-        sub.add_parser(name, help=help_text, add_help=False)
-    args, _ = parser.parse_known_args(argv)
-    print(f"maskrcnn {args.command}: not available yet in this version.", file=sys.stderr)
-    return 2
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<9} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
+        print("usage: maskrcnn COMMAND [options]\n\ncommands:\n" + "\n".join(lines), file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module_name, function, _ = COMMANDS[argv[0]]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(f"maskrcnn {argv[0]}: not available in this version", file=sys.stderr)
+            return 2
+        raise
+    return int(getattr(module, function)(argv[1:]) or 0)
 
 
 if __name__ == "__main__":

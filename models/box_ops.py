@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.ops import batched_nms, nms
 
 
 def clip_boxes(boxes: Tensor, sizes: Tensor) -> Tensor:
@@ -25,3 +26,17 @@ def rank_within(groups: Tensor, num_groups: int) -> Tensor:
     """
     one_hot = F.one_hot(groups, num_groups)
     return (one_hot.cumsum(0) * one_hot).sum(1) - 1
+
+
+def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
+    """NMS within each group (class, level, image): kept indices, best score first.
+
+    boxes [N, 4], scores [N], groups Int64Tensor[N]. On the CPU this is torchvision's `batched_nms` (one
+    NMS per group when there are many boxes). On a GPU, where that loop would launch hundreds of kernels,
+    one NMS runs over boxes shifted apart by group; in float64, so the shift costs no precision.
+    """
+    if boxes.device.type == "cpu" or boxes.numel() == 0:
+        return batched_nms(boxes, scores, groups, iou_threshold)
+    wide = boxes.double()
+    shifted = wide + (groups.double() * (wide.max() + 1))[:, None]
+    return nms(shifted, scores.double(), iou_threshold)

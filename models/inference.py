@@ -8,11 +8,15 @@ crops (`rle`): no full-image mask is ever built unless asked for.
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
+from torchvision.ops import FrozenBatchNorm2d
 
 from . import rle
 from .config import InferenceOptions
@@ -28,7 +32,9 @@ class Predictor:
 
     precision: fp32 everywhere; bf16 on CPUs with bf16 support and on GPUs; fp16 on GPUs. Reduced
     precision runs the convolutions and matrix products under autocast; box decoding, NMS and the mask
-    paste stay in float32.
+    paste stay in float32. BatchNorm layers (frozen at inference) are folded into the convolutions before
+    them, in a copy of the model: one pass less over every feature map, the same outputs to float rounding.
+    channels_last (NHWC) convolutions are a quarter faster on the CPU (oneDNN) and suit GPU tensor cores.
     """
 
     def __init__(
@@ -36,7 +42,7 @@ class Predictor:
         model: MaskRCNN,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         self.device = torch.device(device)
         if precision not in PRECISIONS:
@@ -46,7 +52,7 @@ class Predictor:
         if precision == "bf16" and self.device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             raise ValueError("this CPU has no bf16 support; use fp32")
         self.precision = precision
-        self.model = model.eval().to(self.device)
+        self.model = fold_batchnorm(model).eval().to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.channels_last = channels_last
@@ -82,6 +88,32 @@ class Predictor:
             crops = paste_masks(det.masks, det.boxes, det.image_size, opts.mask_thresh) if masks else None
             out.append(coco_results(det, crops, self.config.class_names, self.config.category_ids, full_masks))
         return out
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of `model` with every eval-mode BatchNorm that follows a conv merged into that conv.
+
+    Covers torchvision's ResNet blocks (`convN` + `bnN`, `downsample` = conv, BN) and `Conv2dNormActivation`
+    (conv, BN, ReLU) in the FPN and heads of v2.
+    """
+    model = copy.deepcopy(model).eval()
+    norm_types = (FrozenBatchNorm2d, nn.BatchNorm2d)
+    for parent in list(model.modules()):
+        children = dict(parent.named_children())
+        pairs = [(f"conv{n[2:]}", n) for n in children if n.startswith("bn") and f"conv{n[2:]}" in children]
+        names = list(children)
+        if isinstance(parent, nn.Sequential):
+            pairs += [(a, b) for a, b in itertools.pairwise(names) if isinstance(children[a], nn.Conv2d)]
+        for conv_name, bn_name in pairs:
+            conv, bn = children[conv_name], children[bn_name]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, norm_types)):
+                continue
+            weight, bias = fuse_conv_bn_weights(
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+            )
+            conv.weight, conv.bias = weight, bias
+            setattr(parent, bn_name, nn.Identity())
+    return model
 
 
 def coco_results(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from models.postprocess import MaskCrops
+from .postprocess import MaskCrops
 
 
 def encode(crops: MaskCrops) -> list[dict]:

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou
+from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
-from .box_ops import clip_boxes, rank_within
+from .box_ops import clip_boxes, grouped_nms, rank_within
 from .mask_head import MaskRCNNHeads, MaskRCNNPredictor, mask_loss, mask_targets
+from .poolers import MultiLevelRoIAlign, pooling_features
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
 from .structures import Targets
 
@@ -41,10 +42,10 @@ class RoIHeads(nn.Module):
     def __init__(
         self,
         *,
-        box_roi_pool: MultiScaleRoIAlign,
+        box_roi_pool: MultiLevelRoIAlign,
         box_head: nn.Module,
         box_predictor: FastRCNNPredictor,
-        mask_roi_pool: MultiScaleRoIAlign,
+        mask_roi_pool: MultiLevelRoIAlign,
         mask_head: MaskRCNNHeads,
         mask_predictor: MaskRCNNPredictor,
         fg_iou_thresh: float,
@@ -77,7 +78,8 @@ class RoIHeads(nn.Module):
         detections_per_img: int,
         with_masks: bool = True,
     ) -> RoIPredictions:
-        x = self.box_head(self.box_roi_pool(features, proposals, image_sizes))
+        levels = pooling_features(features)
+        x = self.box_head(self.box_roi_pool(levels, proposals, image_sizes))
         class_logits, box_deltas = self.box_predictor(x)
         boxes, scores, labels, counts = select_detections(
             class_logits.float(),
@@ -94,7 +96,7 @@ class RoIHeads(nn.Module):
                 size = 2 * self.mask_roi_pool.output_size[0]
                 masks = boxes.new_zeros((0, size, size))
             else:
-                mask_features = self.mask_head(self.mask_roi_pool(features, list(boxes.split(counts)), image_sizes))
+                mask_features = self.mask_head(self.mask_roi_pool(levels, list(boxes.split(counts)), image_sizes))
                 masks = self.mask_predictor.forward_for_labels(mask_features, labels).float().sigmoid()
         return RoIPredictions(boxes, scores, labels, masks, counts)
 
@@ -126,13 +128,14 @@ class RoIHeads(nn.Module):
             matched.append(idx[keep])
             gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
             regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
-        x = self.box_head(self.box_roi_pool(features, rois, image_sizes))
+        levels = pooling_features(features)
+        x = self.box_head(self.box_roi_pool(levels, rois, image_sizes))
         class_logits, box_deltas = self.box_predictor(x)
         all_labels = torch.cat(labels)
         losses = box_loss(class_logits, box_deltas, all_labels, torch.cat(regression))
 
         pos_rois = [r[lab > 0] for r, lab in zip(rois, labels, strict=True)]
-        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, pos_rois, image_sizes)))
+        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(levels, pos_rois, image_sizes)))
         size = mask_logits.shape[-1]
         gt_masks = [
             mask_targets(t.masks, r, m[lab > 0], size) if t.masks.numel() else r.new_zeros((0, size, size))
@@ -185,7 +188,7 @@ def select_detections(
     top = 10 * detections_per_img
     while True:
         cand = order[rank < top]
-        keep = cand[batched_nms(boxes[cand], scores[cand], image[cand] * num_classes + labels[cand], nms_thresh)]
+        keep = cand[grouped_nms(boxes[cand], scores[cand], image[cand] * num_classes + labels[cand], nms_thresh)]
         kept = torch.bincount(image[keep], minlength=num_images)
         if bool(((kept >= detections_per_img) | (per_image <= top)).all()):
             break

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import Conv2dNormActivation, batched_nms, box_iou
+from torchvision.ops import Conv2dNormActivation, box_iou
 
 from .anchors import AnchorGenerator
 from .box_coder import BoxCoder
-from .box_ops import clip_boxes, rank_within
+from .box_ops import clip_boxes, grouped_nms, rank_within
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
 from .structures import ImageBatch, Targets
 
@@ -128,7 +128,7 @@ class RegionProposalNetwork(nn.Module):
         image_of = batch_idx.expand_as(level)[valid]
         group = image_of * len(per_level) + level[valid]
         boxes, scores = boxes[valid], scores[valid]
-        keep = batched_nms(boxes, scores, group, self.nms_thresh)  # best first, all images together
+        keep = grouped_nms(boxes, scores, group, self.nms_thresh)  # best first, all images together
         keep = keep[rank_within(image_of[keep], num_images) < post_n]
         # A stable sort by image keeps each image's proposals best first.
         keep = keep[torch.sort(image_of[keep], stable=True).indices]

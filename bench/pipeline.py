@@ -1,0 +1,237 @@
+"""Our pipeline vs torchvision's, same weights, same photo, one process: speed, memory and output agreement.
+
+torchvision side: `maskrcnn_resnet50_fpn` forward (which pastes every mask into a full image), `> 0.5`,
+pycocotools `encode`. Our side: `Predictor` (box-limited paste, RLE from the crops). Score threshold 0, so
+both return 100 detections. Runs alternate between the two sides; medians are reported, then appended to
+bench/RESULTS.md with the date and machine.
+
+    python -m bench.pipeline                       # CPU: fp32 and bf16
+    python -m bench.pipeline --device cuda         # GPU: batch 1 fp32, batch 8 fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import torch
+from PIL import Image
+from torchvision.models.detection import maskrcnn_resnet50_fpn
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+from models import InferenceOptions, weights
+from models.inference import Predictor
+from models.postprocess import paste_masks
+from models.rle import encode
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTO = ROOT / "tests" / "fixtures" / "coffee_800x1200.jpg"
+OPTIONS = InferenceOptions(score_thresh=0.0)
+
+
+class PeakMemory:
+    """Peak memory above the starting point while the block runs: GPU allocator stats, or sampled CPU RSS."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            self._base = _rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak_bytes = max(self.peak_bytes, _rss() - self._base)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, _rss() - self._base)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def torchvision_pipeline(model: torch.nn.Module, device: torch.device) -> Callable[[list[torch.Tensor]], list]:
+    def run(images: list[torch.Tensor]) -> list[list[dict]]:
+        with torch.inference_mode():
+            outputs = model([img.to(device).float() / 255 for img in images])
+        results = []
+        for out in outputs:
+            binary = (out["masks"][:, 0] > 0.5).cpu().numpy()
+            rles = mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8)))
+            boxes = out["boxes"].cpu()
+            xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+            results.append(
+                [
+                    {"category_id": int(c), "bbox": b, "segmentation": r}
+                    for c, b, r in zip(out["labels"], xywh, rles, strict=True)
+                ]
+            )
+        return results
+
+    return run
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, out
+
+
+def compare(sides: dict[str, Callable[[], object]], device: torch.device, repeat: int) -> dict[str, dict]:
+    """Warm each side up, then alternate runs; median seconds, peak memory and the last output of each."""
+    stats: dict[str, dict] = {name: {"times": [], "peak": 0} for name in sides}
+    for fn in sides.values():
+        fn()
+    for _ in range(repeat):
+        for name, fn in sides.items():
+            with PeakMemory(device) as mem:
+                seconds, out = timed(fn, device)
+            stats[name]["times"].append(seconds)
+            stats[name]["peak"] = max(stats[name]["peak"], mem.peak_bytes)
+            stats[name]["out"] = out
+    for s in stats.values():
+        s["median"] = statistics.median(s["times"])
+    return stats
+
+
+def mask_agreement(reference: list[dict], ours: list[dict]) -> tuple[bool, float, float]:
+    """(same classes, min and mean mask IoU over the reference's detections).
+
+    Each reference detection is paired with the unused detection of ours of the same class whose box
+    overlaps it most (orders differ where scores nearly tie); an unpaired one counts as IoU 0, and two
+    empty masks as IoU 1.
+    """
+    same_labels = sorted(r["category_id"] for r in reference) == sorted(o["category_id"] for o in ours)
+    used: set[int] = set()
+    ious = []
+    for ref in reference:
+        candidates = [i for i, o in enumerate(ours) if o["category_id"] == ref["category_id"] and i not in used]
+        if not candidates:
+            ious.append(0.0)
+            continue
+        box_iou = mask_utils.iou([ours[i]["bbox"] for i in candidates], [ref["bbox"]], [0])[:, 0]
+        best = candidates[int(np.argmax(box_iou))]
+        used.add(best)
+        seg_r, seg_o = ref["segmentation"], ours[best]["segmentation"]
+        if mask_utils.area(seg_r) == 0 and mask_utils.area(seg_o) == 0:
+            ious.append(1.0)
+        else:
+            ious.append(float(mask_utils.iou([seg_o], [seg_r], [0])[0, 0]))
+    return same_labels, min(ious), float(np.mean(ious))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+
+    torch.manual_seed(0)
+    reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0).eval().to(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(reference.state_dict(), Path(tmp) / "torchvision.pth")
+        model = weights.load(Path(tmp) / "torchvision.pth")
+    photo = torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+    tv = torchvision_pipeline(reference, device)
+    lines = [f"## {datetime.date.today()} · {_machine(device)}", ""]
+
+    def report(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    fp32 = Predictor(model, device=device)
+    report(f"photo {photo.shape[1]}x{photo.shape[2]}, score threshold 0 (100 detections), median of {args.repeat}")
+    report("")
+    report("| what | torchvision | ours | ratio | peak mem tv / ours | output |")
+    report("|---|---|---|---|---|---|")
+
+    if device.type == "cpu":
+        det = fp32.detect([photo], OPTIONS)[0]
+        h, w = det.image_size
+
+        def tv_post() -> list:
+            full = paste_masks_in_image(det.masks[:, None], det.boxes, (h, w))[:, 0] > 0.5
+            return mask_utils.encode(np.asfortranarray(full.numpy().transpose(1, 2, 0).astype(np.uint8)))
+
+        post = compare({"tv": tv_post, "ours": lambda: encode(paste_masks(det.masks, det.boxes, (h, w)))}, device, 5)
+        equal = [r["counts"].decode() for r in post["tv"]["out"]] == [r["counts"] for r in post["ours"]["out"]]
+        _row(report, "post-process (paste + 0.5 + RLE)", post, f"RLE identical: {equal}")
+
+    batches = [("fp32", 1)] + ([("bf16", 1)] if device.type == "cpu" else [("fp16", 8)])
+    baseline = None
+    for precision, batch in batches:
+        predictor = fp32 if precision == "fp32" else Predictor(model, device=device, precision=precision)
+        images = [photo] * batch
+        stats = compare(
+            {"tv": lambda im=images: tv(im), "ours": lambda im=images, p=predictor: p(im, OPTIONS)}, device, args.repeat
+        )
+        ours_out = stats["ours"]["out"][0]
+        if precision == "fp32":
+            baseline = ours_out
+            same, lo, mean = mask_agreement(stats["tv"]["out"][0], ours_out)
+            note = f"same classes: {same}; mask IoU vs tv min {lo:.4f} mean {mean:.4f}"
+        else:
+            _, lo, mean = mask_agreement(baseline, ours_out)
+            note = f"mean mask IoU vs our fp32 {mean:.4f} (min {lo:.4f})"
+        ips = f"{batch / stats['tv']['median']:.2f} vs {batch / stats['ours']['median']:.2f} img/s"
+        _row(report, f"end to end {precision}, batch {batch} ({ips})", stats, note)
+
+    report("")
+    print(f"appending to {args.results}")
+    with args.results.open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+
+
+def _row(report: Callable[[str], None], what: str, stats: dict, note: str) -> None:
+    tv, ours = stats["tv"], stats["ours"]
+    mib = 1 << 20
+    report(
+        f"| {what} | {tv['median'] * 1000:.0f} ms | {ours['median'] * 1000:.0f} ms | "
+        f"**{tv['median'] / ours['median']:.1f}x** | {tv['peak'] / mib:.0f} / {ours['peak'] / mib:.0f} MiB | {note} |"
+    )
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.processor())
+        name = f"{name}, {torch.get_num_threads()} threads"
+    return f"{name} · torch {torch.__version__}, torchvision {__import__('torchvision').__version__}"
+
+
+if __name__ == "__main__":
+    main()
