@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# HOST and PORT optional (make serve HOST=0.0.0.0 PORT=8080); everything else through MASKRCNN_* variables.
 serve: $(STAMP)
-	$(BIN)/maskrcnn serve
+	$(BIN)/maskrcnn serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

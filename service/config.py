@@ -1,0 +1,80 @@
+"""Deployment configuration: one pydantic-settings class, env prefix `MASKRCNN_`, built by the app factory.
+
+Architecture never appears here: it travels inside the weights file. Per-request knobs live in the query
+parameters (`service.schemas.DetectParams`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_WEIGHTS = REPO_ROOT / "models" / "assets" / "demo.safetensors"
+
+# Decoding a W x H upload holds up to ~8 bytes per pixel at once (a 4-channel or 16-bit decode, the RGB copy,
+# the tensor view). A 320 MB budget per decode therefore allows 40 MP, well below Pillow's own bomb guard
+# (Image.MAX_IMAGE_PIXELS = 89 MP warns, twice that raises).
+DECODE_MEMORY_BUDGET = 320_000_000
+BYTES_PER_PIXEL_PEAK = 8
+DEFAULT_MAX_PIXELS = DECODE_MEMORY_BUDGET // BYTES_PER_PIXEL_PEAK  # 40 MP
+
+
+class Settings(BaseSettings):
+    """Every deployment knob, read from `MASKRCNN_*` environment variables (or keyword arguments in tests)."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKRCNN_", extra="ignore")
+
+    weights: Path | None = Field(None, description="our .safetensors or a torchvision COCO .pth; default: the demo")
+    device: str = Field("auto", description="auto (GPU when there is one, else CPU), cpu or cuda:N")
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    max_batch_size: int = Field(8, ge=1, le=256, description="images per forward pass")
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000, description="how long a batch waits to fill up")
+    queue_size: int = Field(64, ge=1, description="images waiting for the model; beyond it 503 + Retry-After")
+    request_timeout_s: float = Field(30.0, gt=0, description="past it a request gets 504 and its work is dropped")
+    max_upload_bytes: int = Field(20 * 2**20, ge=1024, description="request body cap (per image for /detect/batch)")
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="width x height cap, checked before decoding")
+    max_batch_images: int = Field(16, ge=1, le=256, description="files per /detect/batch request")
+    api_key: SecretStr | None = Field(None, description="when set, every route but /healthz and /readyz needs it")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allowed origins; empty = CORS off"
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value and value.get_secret_value() else None  # MASKRCNN_API_KEY="" means no key
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):  # "https://a.example,https://b.example" or a JSON list
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def weights_path(self) -> Path:
+        """The configured weights, else the demo model shipped in the repo."""
+        return self.weights if self.weights is not None else DEMO_WEIGHTS
+
+    def resolved_device(self) -> str:
+        """auto -> cuda when torch sees a GPU, else cpu."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"

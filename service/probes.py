@@ -1,0 +1,68 @@
+"""Operational routes: liveness, readiness, model card, Prometheus metrics, OpenAPI and its docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from .auth import require_api_key
+from .batcher import unavailable
+from .deps import EngineDep, MetricsDep, SettingsDep
+from .schemas import ERROR_RESPONSES, Category, ModelInfo, Status
+
+open_router = APIRouter(tags=["probes"])
+router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: ERROR_RESPONSES[401]})
+
+
+@open_router.get("/healthz", response_model=Status, summary="Liveness: the process answers")
+async def healthz() -> Status:
+    return Status(status="ok")
+
+
+@open_router.get(
+    "/readyz", response_model=Status, responses={503: ERROR_RESPONSES[503]}, summary="Model loaded and warmed up"
+)
+async def readyz(request: Request) -> Status:
+    if not request.app.state.ready:
+        raise unavailable("not_ready", "the model is still loading")
+    return Status(status="ready")
+
+
+@router.get(
+    "/v1/model", response_model=ModelInfo, responses={503: ERROR_RESPONSES[503]}, tags=["model"], summary="Model card"
+)
+async def model_info(engine: EngineDep, settings: SettingsDep) -> ModelInfo:
+    return ModelInfo(
+        name=engine.name,
+        architecture=engine.config.to_dict(),
+        classes=[Category(id=cat, name=name) for cat, name in engine.categories()],
+        device=engine.device,
+        precision=engine.predictor.precision,
+        weights_sha256=engine.sha256,
+        max_batch_size=settings.max_batch_size,
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}},
+    tags=["probes"],
+    summary="Prometheus metrics",
+)
+async def metrics_route(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request) -> dict[str, Any]:
+    return request.app.openapi()
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - docs")
