@@ -6,6 +6,7 @@ The trunk reuses torchvision's residual blocks; it is written out here only to a
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -89,9 +90,25 @@ class BackboneWithFPN(nn.Module):
         return self.fpn(features)
 
 
-def build_backbone(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] = FrozenBatchNorm2d) -> BackboneWithFPN:
-    """The trunk's BatchNorm is frozen (ImageNet statistics, as in the paper) unless the trainer asks otherwise;
-    v2 adds trainable BatchNorm to the FPN, as torchvision's `maskrcnn_resnet50_fpn_v2` does."""
-    body = ResNetTrunk(config.backbone, config.backbone_width, norm_layer=trunk_norm)
-    fpn_norm = nn.BatchNorm2d if config.variant == "v2" else None
+def norm_layer(name: str) -> Callable[[int], nn.Module] | None:
+    """A norm factory by name: frozen_bn | bn | gn (32 groups, fewer when channels are few) | none -> None."""
+    if name == "frozen_bn":
+        return FrozenBatchNorm2d
+    if name == "bn":
+        return nn.BatchNorm2d
+    if name == "gn":
+        return lambda channels: nn.GroupNorm(math.gcd(32, channels), channels)
+    if name == "none":
+        return None
+    raise ValueError(f"unknown norm {name!r}")
+
+
+def build_backbone(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | None = None) -> BackboneWithFPN:
+    """The trunk's norm is `config.trunk_norm` (frozen BatchNorm with ImageNet statistics, as in the paper, by
+    default) unless the caller passes another; v2 adds trainable BatchNorm to the FPN, as torchvision's
+    `maskrcnn_resnet50_fpn_v2` does, and `config.fpn_norm` overrides the variant's choice."""
+    trunk = trunk_norm or norm_layer(config.trunk_norm)
+    assert trunk is not None
+    body = ResNetTrunk(config.backbone, config.backbone_width, norm_layer=trunk)
+    fpn_norm = norm_layer(config.fpn_norm or ("bn" if config.variant == "v2" else "none"))
     return BackboneWithFPN(body, config.fpn_channels, fpn_norm)

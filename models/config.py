@@ -24,6 +24,12 @@ class ModelConfig:
     backbone_width: int = 64  # channels of the stem; 64 is torchvision's ResNet, smaller is a narrow one
     variant: str = "v1"  # v1: maskrcnn_resnet50_fpn; v2: maskrcnn_resnet50_fpn_v2 (BN in FPN and heads)
     fpn_channels: int = 256
+    # Normalisation: frozen_bn (ImageNet statistics, the paper's choice with a pretrained trunk) | bn | gn.
+    # A model trained from scratch needs a trainable norm. "" in fpn_norm / mask_head_norm means the variant's
+    # default (v1: none, v2: bn); otherwise none | bn | gn.
+    trunk_norm: str = "frozen_bn"
+    fpn_norm: str = ""
+    mask_head_norm: str = ""
     # RPN: one anchor size per FPN level (P2-P6), three aspect ratios.
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -51,7 +57,7 @@ class ModelConfig:
     detections_per_img: int = 100
     mask_thresh: float = 0.5
     # Input transform.
-    min_size: int = 800
+    min_size: int | tuple[int, ...] = 800  # several sizes: training picks one per image, inference the last
     max_size: int = 1333
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
@@ -65,6 +71,11 @@ class ModelConfig:
             raise ValueError(f"variant must be 'v1' or 'v2', got {self.variant!r}")
         if self.backbone not in RESNET_LAYERS:
             raise ValueError(f"backbone must be one of {sorted(RESNET_LAYERS)}, got {self.backbone!r}")
+        if self.trunk_norm not in ("frozen_bn", "bn", "gn"):
+            raise ValueError(f"trunk_norm must be frozen_bn, bn or gn, got {self.trunk_norm!r}")
+        for name in ("fpn_norm", "mask_head_norm"):
+            if getattr(self, name) not in ("", "none", "bn", "gn"):
+                raise ValueError(f"{name} must be '', none, bn or gn, got {getattr(self, name)!r}")
         if self.pooler != "align":
             raise ValueError(f"pooler must be 'align', got {self.pooler!r}")
         if self.class_names and len(self.class_names) != self.num_classes:
@@ -145,6 +156,27 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
             "rpn_post_nms_top_n_train": 200,
             "box_batch_size_per_image": 64,
             "rpn_batch_size_per_image": 64,
+        },
+        # The demo model of models/assets: a narrow ResNet-18-FPN trained from scratch on the synthetic shapes
+        # (`maskrcnn synth`), hence trainable BatchNorm in the trunk and GroupNorm in the mask head; ~14 MB.
+        "demo": {
+            "backbone": "resnet18",
+            "backbone_width": 32,
+            "trunk_norm": "bn",
+            "fpn_channels": 96,
+            "mask_head_norm": "gn",
+            "box_head_dim": 256,
+            "mask_head_dim": 96,
+            "num_classes": 5,
+            "min_size": 256,
+            "max_size": 384,
+            "anchor_sizes": (16, 32, 64, 128, 256),
+            "rpn_pre_nms_top_n_train": 1000,
+            "rpn_post_nms_top_n_train": 500,
+            "rpn_pre_nms_top_n_test": 500,
+            "rpn_post_nms_top_n_test": 300,
+            "box_batch_size_per_image": 128,
+            "detections_per_img": 50,
         },
     }
     if name not in presets:

@@ -7,6 +7,7 @@ class's mask only, so classes do not compete (the box branch decides the class).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,9 +16,13 @@ from torchvision.ops import Conv2dNormActivation, roi_align
 
 
 class MaskRCNNHeads(nn.Sequential):
-    """Four 3x3 convs (+BN in v2) with ReLU: [R, C, 14, 14] -> [R, D, 14, 14]. Keys `0.0.weight`, ..."""
+    """Four 3x3 convs with ReLU, each after a norm when `norm_layer` is given (BatchNorm in torchvision's v2,
+    GroupNorm in the demo model): [R, C, 14, 14] -> [R, D, 14, 14]. Keys `0.0.weight`, `0.1.weight`, ...
+    """
 
-    def __init__(self, in_channels: int, dim: int, num_convs: int = 4, norm: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, dim: int, num_convs: int = 4, norm_layer: Callable[[int], nn.Module] | None = None
+    ) -> None:
         blocks = []
         for i in range(num_convs):
             blocks.append(
@@ -25,7 +30,7 @@ class MaskRCNNHeads(nn.Sequential):
                     in_channels if i == 0 else dim,
                     dim,
                     kernel_size=3,
-                    norm_layer=nn.BatchNorm2d if norm else None,
+                    norm_layer=norm_layer,
                 )
             )
         super().__init__(*blocks)

@@ -11,10 +11,9 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import FrozenBatchNorm2d
 
 from .anchors import AnchorGenerator
-from .backbone import BackboneWithFPN, build_backbone
+from .backbone import BackboneWithFPN, build_backbone, norm_layer
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
 from .config import InferenceOptions, ModelConfig
 from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
@@ -93,8 +92,11 @@ class MaskRCNN(nn.Module):
         return detections
 
 
-def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] = FrozenBatchNorm2d) -> MaskRCNN:
-    """A Mask R-CNN shaped by `config`, randomly initialised (load weights with `models.weights`)."""
+def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | None = None) -> MaskRCNN:
+    """A Mask R-CNN shaped by `config`, randomly initialised (load weights with `models.weights`).
+
+    trunk_norm overrides `config.trunk_norm` (e.g. to fine-tune a frozen-BN model with trainable BN).
+    """
     backbone = build_backbone(config, trunk_norm)
     channels = backbone.out_channels
     v2 = config.variant == "v2"
@@ -121,7 +123,11 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] = Fr
         box_head=box_head,
         box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
         mask_roi_pool=build_pooler(config.pooler, config.mask_resolution),
-        mask_head=MaskRCNNHeads(channels, config.mask_head_dim, norm=v2),
+        mask_head=MaskRCNNHeads(
+            channels,
+            config.mask_head_dim,
+            norm_layer=norm_layer(config.mask_head_norm or ("bn" if v2 else "none")),
+        ),
         mask_predictor=MaskRCNNPredictor(config.mask_head_dim, config.mask_head_dim, config.num_classes),
         fg_iou_thresh=config.box_fg_iou_thresh,
         bg_iou_thresh=config.box_bg_iou_thresh,

@@ -30,9 +30,15 @@ class WeightsError(ValueError):
     """The weights file is missing, unreadable, or does not fit the architecture it claims."""
 
 
-def save(model: MaskRCNN, path: str | Path) -> None:
-    """Write the model's tensors and its config to a safetensors file."""
+def save(model: MaskRCNN, path: str | Path, half: bool = False) -> None:
+    """Write the model's tensors and its config to a safetensors file.
+
+    half stores float32 tensors as float16 (half the bytes, e.g. for a model committed to the repo);
+    `read` upcasts them back to float32.
+    """
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.dtype == torch.float32 else v for k, v in state.items()}
     metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
     save_file(state, str(path), metadata=metadata)
 
@@ -78,7 +84,7 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
         config = ModelConfig.from_dict(json.loads(metadata["config"]))
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: bad model config in metadata: {exc}") from None
-    return config, state
+    return config, {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
 
 
 def _read_torchvision(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:

@@ -39,6 +39,7 @@ def test_matches_torchvision(variant: str, tmp_path: Path) -> None:
 
     for exp, det in zip(expected, got, strict=True):
         assert len(det) == len(exp["labels"]) == 100
+        det = det[_pair(exp["labels"], exp["boxes"], det.labels, det.boxes)]
         assert torch.equal(det.labels, exp["labels"])
         assert (det.boxes - exp["boxes"]).abs().max() <= 0.05
         assert (det.scores - exp["scores"]).abs().max() <= 1e-3
@@ -52,3 +53,19 @@ def test_matches_torchvision(variant: str, tmp_path: Path) -> None:
         print(f"{variant}: boxes {(det.boxes - exp['boxes']).abs().max():.2e} px, IoU min {iou.min():.4f}")
         assert iou.min() >= 0.9, f"worst mask IoU {iou.min():.4f}"
         assert iou.mean() >= 0.99, f"mean mask IoU {iou.mean():.4f}"
+
+
+def _pair(ref_labels: torch.Tensor, ref_boxes: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Index into ours of the detection that corresponds to each reference one: same class, nearest box.
+
+    Float rounding (folded BatchNorm, thread count, channels-last kernels) may swap two detections whose
+    scores tie to ~1e-7; pairing by content rather than position keeps the test about the detections.
+    """
+    distance = (ref_boxes[:, None, :] - boxes[None, :, :]).abs().amax(dim=2)  # [100, 100]
+    distance[ref_labels[:, None] != labels[None, :]] = float("inf")
+    index = []
+    for row in distance:
+        j = int(row.argmin())
+        index.append(j)
+        distance[:, j] = float("inf")
+    return torch.tensor(index)

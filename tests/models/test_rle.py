@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +12,6 @@ from models.postprocess import MaskCrops, paste_masks
 from models.rle import encode, run_lengths
 
 # pycocotools' decode under numpy 2
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 def check(crops: MaskCrops) -> None:

@@ -1,0 +1,72 @@
+"""The evaluation path: perfect detections score AP 100, no detections score 0, a model's run gives the keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import build_model, preset
+from models import weights as model_weights
+from models.inference import Predictor
+from trainer import cli
+from trainer.data import CocoDetection
+from trainer.evaluate import COCOEvaluator, run_inference
+
+
+def _perfect_results(data: Path) -> list[dict]:
+    """The ground truth itself as detections with score 1."""
+    gt = json.loads((data / "annotations.json").read_text())
+    return [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0,
+         "segmentation": a["segmentation"]}
+        for a in gt["annotations"]
+    ]  # fmt: skip
+
+
+def test_evaluate_cli_scores_perfect_detections_100(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "perfect.json"
+    results.write_text(json.dumps(_perfect_results(tiny_data)))
+    out = tmp_path / "scored.json"
+    assert cli.evaluate(["--data", str(tiny_data), "--results", str(results), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    metrics = json.loads(lines[-1])
+    assert metrics["bbox_AP"] == pytest.approx(100) and metrics["segm_AP"] == pytest.approx(100)
+    assert any("Average Precision" in line for line in lines)
+    assert len(json.loads(out.read_text())) == len(_perfect_results(tiny_data))
+
+
+def test_evaluator_reset_and_no_detections(tiny_data: Path) -> None:
+    ds = CocoDetection(tiny_data)
+    evaluator = COCOEvaluator(ds.coco)
+    for image_id in ds.image_ids:
+        evaluator.process(image_id, [])
+    assert evaluator.evaluate()["segm_AP"] == 0
+    evaluator.reset()
+    for r in _perfect_results(tiny_data):
+        evaluator.process(r["image_id"], [r])
+    assert evaluator.evaluate()["bbox_AP50"] == pytest.approx(100)
+
+
+def test_evaluate_cli_runs_a_model(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = CocoDetection(tiny_data)
+    model = build_model(preset("tiny", class_names=ds.class_names, category_ids=ds.category_ids))
+    path = tmp_path / "tiny.safetensors"
+    model_weights.save(model, path, half=True)  # float16 on disk, float32 again when loaded
+    assert all(p.dtype == torch.float32 for p in model_weights.load(path).parameters())
+    argv = ["--data", str(tiny_data), "--weights", str(path), "--output", str(tmp_path / "r.json")]
+    assert cli.evaluate(argv) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"bbox_AP", "segm_AP"} <= set(metrics)
+    direct = run_inference(Predictor(model_weights.load(path)), ds, COCOEvaluator(ds.coco), limit=2)
+    assert 0 <= direct["segm_AP"] <= 100
+
+
+def test_evaluate_cli_reports_bad_weights(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.safetensors").write_bytes(b"not weights at all")
+    assert cli.evaluate(["--data", str(tiny_data), "--weights", str(tmp_path / "bad.safetensors")]) == 2
+    assert "maskrcnn evaluate:" in capsys.readouterr().err

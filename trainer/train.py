@@ -1,0 +1,182 @@
+"""Assemble a training run from a `TrainConfig`: data, model, optimizer, schedule, hooks; then run it.
+
+`run(config)` is what each worker executes (alone, under `--nproc N`, or under torchrun). It returns a small
+summary (final iteration, last lr, a digest of the parameters) that the launcher collects from every rank;
+the tests use it to check that all ranks end with identical parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from models import build_model, preset
+from models import weights as model_weights
+from models.inference import Predictor
+
+from . import checkpoint, distributed
+from .config import TrainConfig
+from .data import CocoDetection, TrainingView, collate
+from .engine import Trainer, build_optimizer, lr_lambda
+from .evaluate import COCOEvaluator, run_inference
+from .hooks import CheckpointHook, EvalHook, MetricsHook
+from .sampler import ResumableBatchSampler
+
+log = logging.getLogger(__name__)
+FINAL_WEIGHTS = "model_final.safetensors"
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
+    """A torchvision ImageNet ResNet state dict -> `model.backbone.body`, non-strictly (the fc layer is ignored)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    body: nn.Module = model.backbone.body  # type: ignore[assignment]
+    result = body.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    loaded = len(state) - len(result.unexpected_keys)
+    if loaded == 0:
+        raise ValueError(f"{path}: no tensor fits the {type(body).__name__} trunk; is it a ResNet state dict?")
+    log.info(
+        "backbone: loaded %d tensors from %s; %d missing, %d ignored",
+        loaded,
+        path,
+        len(missing),
+        len(result.unexpected_keys),
+    )
+
+
+def params_digest(model: nn.Module) -> str:
+    """sha256 over every parameter and buffer, in state-dict order: equal digests mean identical models."""
+    h = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Train as this process's rank; returns {iteration, lr, base_lr, params_sha256, images_per_s, rank, ...}."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    device_name = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    info, device = distributed.setup(device_name)
+    try:
+        summary = _run(config, info, device)
+    except BaseException:
+        distributed.abort()  # no barrier: the other ranks may never get there
+        raise
+    distributed.cleanup()
+    return summary
+
+
+def _run(config: TrainConfig, info: distributed.DistInfo, device: torch.device) -> dict[str, Any]:
+    if info.distributed and device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.world_size))
+    out = Path(config.out)
+    per_worker = config.per_worker_batch(info.world_size)
+    dataset = CocoDetection(config.data)
+    overrides: dict[str, Any] = {
+        "num_classes": len(dataset.category_ids),
+        "class_names": dataset.class_names,
+        "category_ids": dataset.category_ids,
+    }
+    if config.min_sizes:
+        overrides["min_size"] = tuple(config.min_sizes)
+    model_config = preset(config.model, **overrides)
+    _seed_all(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = build_model(model_config)
+    if config.backbone_weights:
+        load_backbone_weights(model, config.backbone_weights)
+    model.to(device)
+    optimizer = build_optimizer(model, config.base_lr, config.momentum, config.weight_decay)
+    steps = tuple(int(f * config.max_iter) for f in config.lr_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(config.effective_warmup, config.warmup_factor, steps)
+    )
+    _seed_all(config.seed + 1000 * info.rank)  # different augmentation draws per rank
+    state = None
+    if config.resume:
+        last = checkpoint.latest(out)
+        if last is None:
+            _say(info, f"--resume: no checkpoint in {out}, starting from iteration 0")
+        else:
+            state = checkpoint.load(last)
+            if state["model_config"] != model_config.to_dict():
+                raise ValueError(f"{last}: checkpoint was trained with another model config")
+            _say(info, f"resuming from {last} (iteration {int(state['iteration'])})")
+    start_iter = int(state["iteration"]) if state else 0
+    batches = ResumableBatchSampler(dataset, per_worker, info.rank, info.world_size, config.seed, start_iter)
+    loader = DataLoader(
+        TrainingView(dataset, flip=config.flip),
+        batch_sampler=batches,
+        collate_fn=collate,
+        num_workers=config.num_workers,
+        persistent_workers=config.num_workers > 0,
+    )
+    trainer = Trainer(
+        model,
+        optimizer,
+        scheduler,
+        iter(loader),
+        max_iter=config.max_iter,
+        global_batch=config.batch_size,
+        device=device,
+        dist=info,
+        amp=config.amp,
+    )
+    if state is not None:
+        trainer.load_state_dict(state)  # after the loader drew its worker seeds, as an uninterrupted run did
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    metrics_hook = MetricsHook(out, config.log_period)
+    trainer.register(CheckpointHook(out, config.checkpoint_period, config.keep_checkpoints), metrics_hook)
+    eval_hook = None
+    if config.val:
+        val = CocoDetection(config.val, category_ids=model_config.category_ids)
+        eval_dir = out / "eval"
+
+        def evaluate() -> dict[str, float]:
+            predictor = Predictor(model, device, channels_last=False)
+            evaluator = COCOEvaluator(val.coco, info, output=eval_dir / "coco_results.json")
+            return run_inference(predictor, val, evaluator, info, limit=config.eval_images)
+
+        eval_hook = EvalHook(out, config.eval_period, evaluate)
+        trainer.register(eval_hook)
+    trainer.train()
+    if info.is_main:
+        model_weights.save(model, out / FINAL_WEIGHTS, half=config.half_weights)
+        _say(info, f"final weights: {out / FINAL_WEIGHTS}")
+    return {
+        "rank": info.rank,
+        "world_size": info.world_size,
+        "iteration": trainer.iter,
+        "start_iter": trainer.start_iter,
+        "lr": trainer.step_lr,
+        "base_lr": config.base_lr,
+        "params_sha256": params_digest(model),
+        "images_per_s": metrics_hook.images_per_s,
+        "eval": eval_hook.last if eval_hook else {},
+    }
+
+
+def _say(info: distributed.DistInfo, message: str) -> None:
+    if info.is_main:
+        log.info(message)
