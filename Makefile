@@ -25,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.precision
+	$(BIN)/python -m bench.serving
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
