@@ -165,7 +165,7 @@ def main() -> None:
         model = weights.load(Path(tmp) / "torchvision.pth")
     photo = torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB")).copy()).permute(2, 0, 1).contiguous()
     tv = torchvision_pipeline(reference, device)
-    lines = [f"## {datetime.date.today()} · {_machine(device)}", ""]
+    lines = [f"## {datetime.date.today()} · {machine_description(device)}", ""]
 
     def report(text: str) -> None:
         print(text, flush=True)
@@ -223,7 +223,7 @@ def _row(report: Callable[[str], None], what: str, stats: dict, note: str) -> No
     )
 
 
-def _machine(device: torch.device) -> str:
+def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:

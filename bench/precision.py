@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.pipeline import ROOT, _machine, mask_agreement
+from bench.pipeline import ROOT, machine_description, mask_agreement
 from models import InferenceOptions, weights
 from models.inference import Predictor
 from trainer.data import CocoDetection
@@ -64,7 +64,7 @@ def main() -> None:
 
     ious = [mask_agreement(a, b)[2] for a, b in zip(outputs["fp32"], outputs[reduced], strict=True) if a]
     lines = [
-        f"## {datetime.date.today()} · precision · {_machine(device)}",
+        f"## {datetime.date.today()} · precision · {machine_description(device)}",
         "",
         f"`python -m bench.precision`: {args.weights.name} on {args.images} unseen synthetic images "
         f"(seed 2026), score threshold 0.05, batch 1, median latency",

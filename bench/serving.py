@@ -26,7 +26,7 @@ import httpx
 import torch
 
 import models
-from bench.pipeline import _machine
+from bench.pipeline import machine_description
 from models import InferenceOptions, weights
 from models.inference import Predictor, coco_results
 from models.postprocess import paste_masks
@@ -155,7 +155,7 @@ def main() -> None:
     }
     added_ms = statistics.median(outside["http"]) - statistics.median(outside["local"])
     lines = [
-        f"## {datetime.date.today()} · serving · {_machine(torch.device('cpu'))}",
+        f"## {datetime.date.today()} · serving · {machine_description(torch.device('cpu'))}",
         "",
         f"`python -m bench.serving{' --tiny' if args.tiny else ''}`: {name} (random weights), photo 800x1200, "
         f"score threshold 0 (100 detections with masks); latency: medians of {args.repeat} alternating runs; "

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
@@ -71,8 +71,6 @@ def read(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor]]:
 
 def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         state = load_file(str(path))
