@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test bench lint format clean
+.PHONY: setup serve test test-oldest bench lint format clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,19 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The whole suite again on the oldest torch/torchvision pyproject admits (2.11/0.26, the GPU machine's), in
+# its own venv, so that the range's lower end is tested and not only claimed. CPU only, like `make test`.
+OLDEST := .venv-oldest
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider
+
+$(OLDEST)/.installed: pyproject.toml
+	test -x $(OLDEST)/bin/python || $(PY) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet torch==2.11.0 torchvision==0.26.0
+	$(OLDEST)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.precision
@@ -37,4 +50,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) build *.egg-info .pytest_cache .ruff_cache

@@ -32,11 +32,25 @@ def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: fl
     """NMS within each group (class, level, image): kept indices, best score first.
 
     boxes [N, 4], scores [N], groups Int64Tensor[N]. On the CPU this is torchvision's `batched_nms` (one
-    NMS per group when there are many boxes). On a GPU, where that loop would launch hundreds of kernels,
-    one NMS runs over boxes shifted apart by group; in float64, so the shift costs no precision.
+    NMS per group when there are many boxes). On a GPU, where that loop would launch hundreds of kernels
+    and sync on each, `offset_nms` runs a single NMS.
     """
     if boxes.device.type == "cpu" or boxes.numel() == 0:
         return batched_nms(boxes, scores, groups, iou_threshold)
+    return offset_nms(boxes, scores, groups, iou_threshold)
+
+
+def offset_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
+    """Grouped NMS as one NMS over boxes shifted apart by group, so that boxes of two groups never overlap.
+
+    torchvision's coordinate trick, in float64: the shift (up to groups x image extent, ~1e6 px) would
+    cost float32 boxes their sub-pixel precision and change IoUs near the threshold; float64 keeps the
+    float32 coordinates exact. Same keep list as `batched_nms` for distinct scores, except where an IoU lies
+    within float32 rounding of the threshold.
+    """
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
     wide = boxes.double()
-    shifted = wide + (groups.double() * (wide.max() + 1))[:, None]
+    extent = wide.max() - wide.min() + 1
+    shifted = wide + (groups.double() * extent)[:, None]
     return nms(shifted, scores.double(), iou_threshold)

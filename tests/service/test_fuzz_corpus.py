@@ -7,6 +7,7 @@ any crash reproducer added to tests/service/corpus/ running in every `make test`
 from __future__ import annotations
 
 import fuzz_decode
+import pytest
 
 
 def test_corpus_replays_without_a_crash() -> None:
@@ -17,5 +18,6 @@ def test_corpus_replays_without_a_crash() -> None:
         harness(data)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:PIL")  # corrupt EXIF in mutated files
 def test_random_mutations_of_the_corpus() -> None:
     assert fuzz_decode.random_fuzz(2000, seed=1) == 2000
