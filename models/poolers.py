@@ -47,9 +47,10 @@ class MultiLevelRoIAlign(nn.Module):
         scales = [2.0 ** round(math.log2(float(f.shape[-2]) / float(max_h))) for f in levels]
         k_min, k_max = -math.log2(scales[0]), -math.log2(scales[-1])
         all_boxes = torch.cat(boxes)
-        image_idx = torch.repeat_interleave(
+        image_idx = torch.repeat_interleave(  # output_size known on the host: no device sync
             torch.arange(len(boxes), device=all_boxes.device),
             torch.tensor([b.shape[0] for b in boxes], device=all_boxes.device),
+            output_size=all_boxes.shape[0],
         )
         rois = torch.cat([image_idx[:, None].to(all_boxes.dtype), all_boxes], dim=1)
 

@@ -169,7 +169,9 @@ def select_detections(
     device = class_logits.device
     num_images, num_classes = len(proposals), class_logits.shape[1]
     counts = [p.shape[0] for p in proposals]
-    roi_image = torch.repeat_interleave(torch.arange(num_images, device=device), torch.tensor(counts, device=device))
+    roi_image = torch.repeat_interleave(  # output_size known on the host: no device sync
+        torch.arange(num_images, device=device), torch.tensor(counts, device=device), output_size=sum(counts)
+    )
     boxes = BOX_CODER.decode(box_deltas, torch.cat(proposals))  # [R, K, 4]
     sizes = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)
     boxes = clip_boxes(boxes, sizes[roi_image][:, None, :])
