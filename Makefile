@@ -39,6 +39,7 @@ $(OLDEST)/.installed: pyproject.toml
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.precision
+	$(BIN)/python -m bench.precision --random-weights
 	$(BIN)/python -m bench.serving
 
 lint: $(STAMP)

@@ -76,6 +76,22 @@ def _rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
+def random_weight_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """torchvision's maskrcnn_resnet50_fpn built with seed 0 (score threshold 0, on `device`), and ours
+    loaded from its state dict through `models.weights`, as a user would load a torchvision checkpoint."""
+    torch.manual_seed(0)
+    reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0).eval().to(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(reference.state_dict(), Path(tmp) / "torchvision.pth")
+        model = weights.load(Path(tmp) / "torchvision.pth")
+    return reference, model
+
+
+def load_photo() -> torch.Tensor:
+    """The bench photo as UInt8Tensor[3, 800, 1200]."""
+    return torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+
+
 def torchvision_pipeline(model: torch.nn.Module, device: torch.device) -> Callable[[list[torch.Tensor]], list]:
     def run(images: list[torch.Tensor]) -> list[list[dict]]:
         with torch.inference_mode():
@@ -158,12 +174,8 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    torch.manual_seed(0)
-    reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0).eval().to(device)
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(reference.state_dict(), Path(tmp) / "torchvision.pth")
-        model = weights.load(Path(tmp) / "torchvision.pth")
-    photo = torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+    reference, model = random_weight_models(device)
+    photo = load_photo()
     tv = torchvision_pipeline(reference, device)
     lines = [f"## {datetime.date.today()} · {machine_description(device)}", ""]
 
