@@ -7,11 +7,15 @@ bench/RESULTS.md with the date and machine.
 
     python -m bench.pipeline                       # CPU: fp32 and bf16
     python -m bench.pipeline --device cuda         # GPU: batch 1 fp32, batch 8 fp16
+
+fp32 means IEEE float32 on both sides (`models.inference.ieee_fp32`), also on GPUs where PyTorch's default
+would let cuDNN round fp32 convolutions to TF32; the fp16 row compares with torchvision at that default.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import platform
 import statistics
@@ -29,7 +33,7 @@ from torchvision.models.detection import maskrcnn_resnet50_fpn
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from models import InferenceOptions, weights
-from models.inference import Predictor
+from models.inference import Predictor, ieee_fp32
 from models.postprocess import paste_masks
 from models.rle import encode
 
@@ -206,9 +210,15 @@ def main() -> None:
     for precision, batch in batches:
         predictor = fp32 if precision == "fp32" else Predictor(model, device=device, precision=precision)
         images = [photo] * batch
-        stats = compare(
-            {"tv": lambda im=images: tv(im), "ours": lambda im=images, p=predictor: p(im, OPTIONS)}, device, args.repeat
-        )
+        # fp32 rows: torchvision under the same IEEE float32 as ours (on GPUs its default lets convs use TF32, whose
+        # rounding reshuffles near-tie detections); the fp16 row races torchvision at its fastest default.
+        numerics = ieee_fp32 if precision == "fp32" else contextlib.nullcontext
+
+        def tv_side(im: list[torch.Tensor] = images, numerics: Callable = numerics) -> list:
+            with numerics():
+                return tv(im)
+
+        stats = compare({"tv": tv_side, "ours": lambda im=images, p=predictor: p(im, OPTIONS)}, device, args.repeat)
         ours_out = stats["ours"]["out"][0]
         if precision == "fp32":
             baseline = ours_out

@@ -34,7 +34,7 @@ from bench.pipeline import (
     torchvision_pipeline,
 )
 from models import InferenceOptions, weights
-from models.inference import PRECISIONS, Predictor
+from models.inference import PRECISIONS, Predictor, ieee_fp32
 from trainer.data import CocoDetection
 from trainer.evaluate import COCOEvaluator
 from trainer.synth import SynthConfig, write_dataset
@@ -63,7 +63,8 @@ def random_weights(device: torch.device, reduced: str) -> list[str]:
     reference, model = random_weight_models(device)
     photo = load_photo()
     tv = torchvision_pipeline(reference, device)
-    tv_fp32 = tv([photo])[0]
+    with ieee_fp32():  # what our fp32 runs on GPUs too
+        tv_fp32 = tv([photo])[0]
     with torch.autocast(device.type, dtype=PRECISIONS[reduced]):
         tv_reduced = tv([photo])[0]
     ours_fp32 = Predictor(model, device=device)([photo], OPTIONS)[0]

@@ -32,8 +32,9 @@ class Predictor:
 
     precision: fp32 everywhere; bf16 on CPUs with bf16 support and on GPUs; fp16 on GPUs. Reduced
     precision runs the convolutions and matrix products under autocast; box decoding, NMS and the mask
-    paste stay in float32. BatchNorm layers (frozen at inference) are folded into the convolutions before
-    them, in a copy of the model: one pass less over every feature map, the same outputs to float rounding.
+    paste stay in float32. fp32 on a GPU is IEEE float32, not TF32 (`ieee_fp32`). BatchNorm layers (frozen
+    at inference) are folded into the convolutions before them, in a copy of the model: one pass less over
+    every feature map, the same outputs to float rounding.
     channels_last (NHWC) convolutions are a quarter faster on the CPU (oneDNN) and suit GPU tensor cores.
     """
 
@@ -62,7 +63,8 @@ class Predictor:
     def _numerics(self) -> Iterator[None]:
         with torch.inference_mode():
             if self.precision == "fp32":
-                yield
+                with ieee_fp32() if self.device.type == "cuda" else contextlib.nullcontext():
+                    yield
             else:
                 with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
                     yield
@@ -88,6 +90,23 @@ class Predictor:
             crops = paste_masks(det.masks, det.boxes, det.image_size, opts.mask_thresh) if masks else None
             out.append(coco_results(det, crops, self.config.class_names, self.config.category_ids, full_masks))
         return out
+
+
+@contextlib.contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """Full-precision float32 convolutions and matrix products on CUDA while the block runs.
+
+    By default PyTorch lets cuDNN run float32 convolutions in TF32 (10-bit mantissa, like float16) on Ampere
+    and newer GPUs. That moves scores by ~1e-3 and, where scores nearly tie, changes which detections win, and
+    differently for every conv algorithm (channels-last, folded BN). "fp32" here means the CPU's float32, so
+    that a GPU gives the detections torchvision gives. These are process-wide flags: restored on exit.
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

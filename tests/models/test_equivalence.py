@@ -23,8 +23,14 @@ BUILDERS = {"v1": maskrcnn_resnet50_fpn, "v2": maskrcnn_resnet50_fpn_v2}
 PHOTOS = {"v1": ["astronaut.jpg", "coffee.jpg"], "v2": ["astronaut.jpg"]}  # v1 also checks a 2-size batch
 
 
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])  # on CUDA: ours in IEEE fp32 vs torchvision on the CPU
 @pytest.mark.parametrize("variant", ["v1", "v2"])
-def test_matches_torchvision(variant: str, tmp_path: Path) -> None:
+def test_matches_torchvision(variant: str, device: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference = BUILDERS[variant](weights=None, weights_backbone=None, box_score_thresh=0.0).eval()
     checkpoint = tmp_path / "torchvision.pth"
@@ -35,9 +41,10 @@ def test_matches_torchvision(variant: str, tmp_path: Path) -> None:
     images = [load_photo(name) for name in PHOTOS[variant]]
     with torch.no_grad():
         expected = reference([img.float() / 255 for img in images])
-    got = Predictor(ours).detect(images, InferenceOptions(score_thresh=0.0))  # what the service runs
+    got = Predictor(ours, device).detect(images, InferenceOptions(score_thresh=0.0))  # what the service runs
 
     for exp, det in zip(expected, got, strict=True):
+        det = det.to("cpu")
         assert len(det) == len(exp["labels"]) == 100
         det = det[_pair(exp["labels"], exp["boxes"], det.labels, det.boxes)]
         assert torch.equal(det.labels, exp["labels"])

@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from models import Detections, InferenceOptions, build_model, preset
-from models.inference import Predictor, coco_results, fold_batchnorm
+from models.inference import Predictor, coco_results, fold_batchnorm, ieee_fp32
 from models.mask_head import mask_targets
 from models.postprocess import paste_masks
 
@@ -165,3 +165,17 @@ def test_out_of_range_options_are_refused(tiny_model: torch.nn.Module, options: 
 def test_fp16_needs_a_gpu(tiny_model: torch.nn.Module) -> None:
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         Predictor(tiny_model, precision="fp16")
+
+
+def test_ieee_fp32_turns_tf32_off_and_restores_the_flags() -> None:
+    """The flags exist in every build (CPU ones too); on a GPU they decide whether fp32 convs round to TF32."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = True
+        with pytest.raises(RuntimeError, match="inside"), ieee_fp32():
+            assert (cudnn.allow_tf32, matmul.allow_tf32) == (False, False)
+            raise RuntimeError("inside")
+        assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, True)
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = before
