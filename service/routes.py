@@ -6,20 +6,124 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from models import Detections
+
 from . import codec, visualize
 from .auth import require_api_key
+from .batcher import Batcher, Job
+from .config import Settings
 from .deps import BatcherDep, EngineDep, MetricsDep, ParamsDep, SettingsDep
+from .engine import Engine
 from .errors import ApiError
-from .schemas import ERROR_RESPONSES, BatchResponse, DetectResponse, ImageSize, ModelSummary, Timing
+from .metrics import Metrics
+from .schemas import ERROR_RESPONSES, BatchResponse, DetectParams, DetectResponse, ImageSize, ModelSummary, Timing
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERROR_RESPONSES, tags=["inference"])
 
 ImageFile = Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")]
+
+
+class Answer(NamedTuple):
+    image: codec.DecodedImage
+    response: DetectResponse
+    detections: list[dict[str, Any]]  # COCO-style results, as in response.detections
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One request's path: uploads -> decode -> batcher -> model -> post-process -> one Answer per image."""
+
+    request: Request
+    params: DetectParams
+    engine: Engine
+    batcher: Batcher
+    settings: Settings
+    metrics: Metrics
+
+    async def __call__(self, files: list[UploadFile]) -> list[Answer]:
+        decoded, decode_s = await self._decode(files)
+        jobs = [self.batcher.new_job(d.pixels, self.params, self.settings.request_timeout_s) for d in decoded]
+        try:
+            for job in jobs:
+                self.batcher.submit(job)
+        except ApiError:
+            for job in jobs:
+                job.future.cancel()
+            raise
+        disconnected = asyncio.ensure_future(_client_gone(self.request))
+        try:
+            detections = await self.batcher.wait(jobs, disconnected)
+        except asyncio.CancelledError:
+            if disconnected.done():  # the client left: nobody will read this; 499 as nginx logs it
+                raise ApiError(499, "client_closed_request", "client closed the request") from None
+            raise
+        finally:
+            disconnected.cancel()
+        return [
+            await self._answer(job, det, image, decode_s)
+            for job, det, image in zip(jobs, detections, decoded, strict=True)
+        ]
+
+    async def _decode(self, files: list[UploadFile]) -> tuple[list[codec.DecodedImage], float]:
+        """All files decoded (off the event loop) before any is submitted: one bad file fails only its request."""
+        start = time.perf_counter()
+        decoded = []
+        for i, upload in enumerate(files):
+            data = await upload.read()
+            name = "image" if len(files) == 1 else f"images[{i}]"
+            try:
+                decoded.append(await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, name))
+            except ApiError as exc:
+                self.metrics.rejections.labels(exc.code).inc()
+                raise
+        elapsed = time.perf_counter() - start
+        self.metrics.stage_seconds.labels("decode").observe(elapsed)
+        return decoded, elapsed
+
+    async def _answer(self, job: Job, det: Detections, image: codec.DecodedImage, decode_s: float) -> Answer:
+        """Post-process one image's detections (off the event loop) and time every stage it went through."""
+        start = time.perf_counter()
+        results = await run_in_threadpool(self.engine.postprocess, det, self.params)
+        post_s = time.perf_counter() - start
+        queue_s, infer_s = job.started - job.enqueued, job.finished - job.started
+        total_s = decode_s + queue_s + infer_s + post_s
+        for stage, seconds in (("queue", queue_s), ("inference", infer_s), ("postprocess", post_s), ("total", total_s)):
+            self.metrics.stage_seconds.labels(stage).observe(seconds)
+        timing = Timing(
+            decode=decode_s * 1e3,
+            queue=queue_s * 1e3,
+            inference=infer_s * 1e3,
+            postprocess=post_s * 1e3,
+            total=total_s * 1e3,
+            batch_size=job.batch_size,
+        )
+        engine = self.engine
+        model = ModelSummary(
+            name=engine.name, weights_sha256=engine.sha256, device=engine.device, precision=engine.predictor.precision
+        )
+        size = ImageSize(width=image.width, height=image.height)
+        response = DetectResponse(model=model, image=size, detections=results, timing_ms=timing)
+        return Answer(image, response, results)
+
+
+def get_pipeline(
+    request: Request,
+    params: ParamsDep,
+    engine: EngineDep,
+    batcher: BatcherDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> Pipeline:
+    return Pipeline(request, params, engine, batcher, settings, metrics)
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
 
 @router.post(
@@ -28,18 +132,9 @@ ImageFile = Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")]
     response_model_exclude_none=True,
     summary="Detect and segment objects in one image",
 )
-async def detect(
-    request: Request,
-    image: ImageFile,
-    params: ParamsDep,
-    engine: EngineDep,
-    batcher: BatcherDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-) -> DetectResponse:
-    decoded, decode_s = await _decode([image], settings.max_image_pixels, metrics)
-    ((response, _),) = await _infer(request, decoded, decode_s, params, engine, batcher, settings, metrics)
-    return response
+async def detect(image: ImageFile, pipeline: PipelineDep) -> DetectResponse:
+    (answer,) = await pipeline([image])
+    return answer.response
 
 
 @router.post(
@@ -49,19 +144,13 @@ async def detect(
     summary="Detect in several images at once",
 )
 async def detect_batch(
-    request: Request,
     images: Annotated[list[UploadFile], File(description="JPEG, PNG, WebP or BMP files")],
-    params: ParamsDep,
-    engine: EngineDep,
-    batcher: BatcherDep,
+    pipeline: PipelineDep,
     settings: SettingsDep,
-    metrics: MetricsDep,
 ) -> BatchResponse:
     if len(images) > settings.max_batch_images:
         raise ApiError(422, "too_many_images", f"at most {settings.max_batch_images} images per request")
-    decoded, decode_s = await _decode(images, settings.max_image_pixels, metrics)
-    results = await _infer(request, decoded, decode_s, params, engine, batcher, settings, metrics)
-    return BatchResponse(results=[response for response, _ in results])
+    return BatchResponse(results=[answer.response for answer in await pipeline(images)])
 
 
 @router.post(
@@ -70,91 +159,10 @@ async def detect_batch(
     responses={200: {"content": {"image/png": {}}, "description": "the image with masks, boxes and labels"}},
     summary="Draw the detections over the image (PNG)",
 )
-async def visualize_image(
-    request: Request,
-    image: ImageFile,
-    params: ParamsDep,
-    engine: EngineDep,
-    batcher: BatcherDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-) -> Response:
-    decoded, decode_s = await _decode([image], settings.max_image_pixels, metrics)
-    ((_, detections),) = await _infer(request, decoded, decode_s, params, engine, batcher, settings, metrics)
-    png = await run_in_threadpool(visualize.render, decoded[0].pixels, detections)
+async def visualize_image(image: ImageFile, pipeline: PipelineDep) -> Response:
+    (answer,) = await pipeline([image])
+    png = await run_in_threadpool(visualize.render, answer.image.pixels, answer.detections)
     return Response(png, media_type="image/png")
-
-
-async def _decode(
-    files: list[UploadFile], max_pixels: int, metrics: MetricsDep
-) -> tuple[list[codec.DecodedImage], float]:
-    """All files decoded (off the event loop) before any is submitted: one bad file fails only its request."""
-    start = time.perf_counter()
-    decoded = []
-    for i, upload in enumerate(files):
-        data = await upload.read()
-        name = "image" if len(files) == 1 else f"images[{i}]"
-        try:
-            decoded.append(await run_in_threadpool(codec.decode, data, max_pixels, name))
-        except ApiError as exc:
-            metrics.rejections.labels(exc.code).inc()
-            raise
-    elapsed = time.perf_counter() - start
-    metrics.stage_seconds.labels("decode").observe(elapsed)
-    return decoded, elapsed
-
-
-async def _infer(
-    request: Request,
-    decoded: list[codec.DecodedImage],
-    decode_s: float,
-    params: ParamsDep,
-    engine: EngineDep,
-    batcher: BatcherDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-) -> list[tuple[DetectResponse, list[dict[str, Any]]]]:
-    jobs = [batcher.new_job(d.pixels, params, settings.request_timeout_s) for d in decoded]
-    try:
-        for job in jobs:
-            batcher.submit(job)
-    except ApiError:
-        for job in jobs:
-            job.future.cancel()
-        raise
-    disconnected = asyncio.ensure_future(_client_gone(request))
-    try:
-        detections = await batcher.wait(jobs, disconnected)
-    except asyncio.CancelledError:
-        if disconnected.done():  # the client left: nobody will read this; 499 as nginx logs it
-            raise ApiError(499, "client_closed_request", "client closed the request") from None
-        raise
-    finally:
-        disconnected.cancel()
-    out = []
-    summary = ModelSummary(
-        name=engine.name, weights_sha256=engine.sha256, device=engine.device, precision=engine.predictor.precision
-    )
-    for job, det, image in zip(jobs, detections, decoded, strict=True):
-        start = time.perf_counter()
-        results = await run_in_threadpool(engine.postprocess, det, params)
-        post_s = time.perf_counter() - start
-        queue_s, infer_s = job.started - job.enqueued, job.finished - job.started
-        total_s = decode_s + queue_s + infer_s + post_s
-        for stage, seconds in (("queue", queue_s), ("inference", infer_s), ("postprocess", post_s), ("total", total_s)):
-            metrics.stage_seconds.labels(stage).observe(seconds)
-        timing = Timing(
-            decode=decode_s * 1e3,
-            queue=queue_s * 1e3,
-            inference=infer_s * 1e3,
-            postprocess=post_s * 1e3,
-            total=total_s * 1e3,
-            batch_size=job.batch_size,
-        )
-        response = DetectResponse(model=summary, image=ImageSize(width=image.width, height=image.height),
-                                  detections=results, timing_ms=timing)  # fmt: skip
-        out.append((response, results))
-    return out
 
 
 async def _client_gone(request: Request) -> None:
