@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.precision
 	$(BIN)/python -m bench.precision --random-weights
+	$(BIN)/python -m bench.batching
 	$(BIN)/python -m bench.serving
 
 lint: $(STAMP)

@@ -4,12 +4,14 @@
    JSON) vs the same work in-process (codec.decode + Predictor + coco_results). Overhead = HTTP / in-process - 1.
 2. Throughput: 16 concurrent clients, dynamic batching (max batch size 8) vs one at a time (max batch size 1).
 
-Same model (full-size `resnet50_fpn` with random weights, seed 0, or `--tiny`), same photo
-(tests/fixtures/coffee_800x1200.jpg), score threshold 0 (100 detections with masks). Runs alternate between
-the two sides; medians are reported and appended to bench/RESULTS.md with the date and machine.
+Same model (full-size `resnet50_fpn` with random weights, seed 0; `--model demo`, the shipped demo weights;
+`--model tiny`), same photo (tests/fixtures/coffee_800x1200.jpg), score threshold 0 (up to 100 detections with
+masks). Runs alternate between the two sides; medians are reported and appended to bench/RESULTS.md with the
+date and machine.
 
-    python -m bench.serving            # full size on the CPU (a few minutes on 2 cores)
-    python -m bench.serving --tiny     # the tiny test model: seconds
+    python -m bench.serving                 # full size on the CPU (a few minutes on 2 cores)
+    python -m bench.serving --model demo    # the model served by default: what MASKRCNN_MAX_BATCH_SIZE should be
+    python -m bench.serving --model tiny    # the tiny test model: seconds
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "tests" / "fixtures" / "coffee_800x1200.jpg"
+DEMO = ROOT / "models" / "assets" / "demo.safetensors"
 PARAMS = {"score_threshold": 0.0}
 
 
@@ -94,7 +97,7 @@ def latency(weights_path: Path, model: models.MaskRCNN, data: bytes, repeat: int
                 assert response.status_code == 200, response.text
                 body = response.json()
                 times["http_forward"].append(body["timing_ms"]["inference"])
-                assert len(body["detections"]) == len(results)
+                assert len(body["detections"]) == len(results)  # the same answer, in both senses
     finally:
         server.should_exit = True
         thread.join()
@@ -131,16 +134,16 @@ def throughput(weights_path: Path, data: bytes, max_batch_size: int, clients: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="the tiny test model instead of resnet50_fpn")
+    parser.add_argument("--model", default="resnet50_fpn", choices=("resnet50_fpn", "demo", "tiny"))
     parser.add_argument("--repeat", type=int, default=9, help="latency runs per side")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=0, help="throughput requests (default: 2 or 8 x clients)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    requests = args.requests or args.clients * (8 if args.tiny else 2)
+    name = args.model
+    requests = args.requests or args.clients * (2 if name == "resnet50_fpn" else 8)
     torch.manual_seed(0)
-    name = "tiny" if args.tiny else "resnet50_fpn"
-    model = models.build_model(models.preset(name))
+    model = weights.load(DEMO) if name == "demo" else models.build_model(models.preset(name))
     data = PHOTO.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.safetensors"
@@ -157,7 +160,8 @@ def main() -> None:
     lines = [
         f"## {datetime.date.today()} · serving · {machine_description(torch.device('cpu'))}",
         "",
-        f"`python -m bench.serving{' --tiny' if args.tiny else ''}`: {name} (random weights), photo 800x1200, "
+        f"`python -m bench.serving --model {name}`: {name} ({'trained' if name == 'demo' else 'random'} weights), "
+        "photo 800x1200, "
         f"score threshold 0 (100 detections with masks); latency: medians of {args.repeat} alternating runs; "
         f"throughput: {args.clients} concurrent clients, {requests} requests. Serving overhead = what HTTP adds "
         "outside the forward (upload, multipart, batching window, JSON), measured as the median of (end to end - "

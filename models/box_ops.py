@@ -18,6 +18,16 @@ def clip_boxes(boxes: Tensor, sizes: Tensor) -> Tensor:
     return torch.minimum(boxes.clamp(min=0), limit)
 
 
+def at_least(scores: Tensor, threshold: float) -> Tensor:
+    """BoolTensor: score >= threshold, compared exactly in float64.
+
+    The threshold is inclusive everywhere (model, Predictor, service): a threshold equal to a returned score
+    keeps that detection. float32 scores against the float64 threshold, so that no rounding of the threshold
+    to float32 can admit a score below it or drop one equal to it.
+    """
+    return scores.double() >= threshold
+
+
 def rank_within(groups: Tensor, num_groups: int) -> Tensor:
     """Position of each element among the earlier elements of its group: [0, 0, 1, 2, 1] for [a, b, b, b, a].
 

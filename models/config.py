@@ -176,7 +176,6 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
             "rpn_pre_nms_top_n_test": 500,
             "rpn_post_nms_top_n_test": 300,
             "box_batch_size_per_image": 128,
-            "detections_per_img": 50,
         },
     }
     if name not in presets:

@@ -19,6 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
 
 from . import rle
+from .box_ops import at_least
 from .config import InferenceOptions
 from .mask_rcnn import MaskRCNN
 from .postprocess import MaskCrops, paste_masks
@@ -85,11 +86,46 @@ class Predictor:
     ) -> list[list[dict[str, Any]]]:
         """B images -> B lists of COCO-style results, best first (see `coco_results`)."""
         opts = (options or InferenceOptions()).resolve(self.config)
-        out = []
-        for det in self.detect(images, opts, masks):
-            crops = paste_masks(det.masks, det.boxes, det.image_size, opts.mask_thresh) if masks else None
-            out.append(coco_results(det, crops, self.config.class_names, self.config.category_ids, full_masks))
-        return out
+        return [self.results(det, opts, masks, full_masks=full_masks) for det in self.detect(images, opts, masks)]
+
+    def results(
+        self,
+        det: Detections,
+        options: InferenceOptions | None = None,
+        masks: bool = True,
+        labels: frozenset[int] | None = None,
+        full_masks: bool = False,
+    ) -> list[dict[str, Any]]:
+        """One image's Detections -> its COCO results under `options` (see `select`), masks pasted at
+        `mask_thresh` and RLE-encoded for the kept detections only.
+
+        `det` may come from a call with looser options (a lower score threshold, more detections, no label
+        filter), as the service's shared batches do: the result is what a call with `options` gives.
+        """
+        opts = (options or InferenceOptions()).resolve(self.config)
+        det = select(det, opts.score_thresh, opts.detections_per_img, labels)
+        crops = None
+        if masks and det.masks is not None:
+            crops = paste_masks(det.masks.float(), det.boxes.float(), det.image_size, opts.mask_thresh)
+        return coco_results(det, crops, self.config.class_names, self.config.category_ids, full_masks)
+
+
+def select(
+    det: Detections, score_thresh: float, detections_per_img: int, labels: frozenset[int] | None = None
+) -> Detections:
+    """The detections with score >= score_thresh (inclusive) and a label in `labels` (contiguous class
+    indices; None = all), best first, at most `detections_per_img`.
+
+    Cutting a looser call's detections this way equals running with these options: class-wise NMS only lets
+    a higher score suppress a lower one, so candidates under the threshold never change what survives above
+    it. (A label filter applies to the best detections of all classes, as the service documents.)
+    """
+    keep = at_least(det.scores, score_thresh)
+    if labels is not None:
+        keep &= torch.isin(det.labels, torch.tensor(sorted(labels), device=det.labels.device))
+    index = torch.nonzero(keep).squeeze(1)
+    index = index[torch.argsort(det.scores[index], descending=True, stable=True)][:detections_per_img]
+    return det[index]
 
 
 @contextlib.contextmanager

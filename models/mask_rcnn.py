@@ -7,6 +7,7 @@ so its checkpoints load with `strict=True`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -20,7 +21,7 @@ from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
 from .poolers import build_pooler
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork, RPNHead
-from .structures import Detections, Targets
+from .structures import Detections, ImageBatch, Targets
 from .transform import ImageTransform, rescale_boxes
 
 
@@ -60,10 +61,17 @@ class MaskRCNN(nn.Module):
         """images: B tensors [3, H_i, W_i] (uint8, or float in [0, 1]) of any sizes -> B Detections.
 
         Boxes come back in each input image's pixels; masks as [N, 28, 28] probabilities of the predicted
-        class, to be pasted into their boxes by `models.postprocess`.
+        class, to be pasted into their boxes by `models.postprocess`. Batch-invariant: each image gets the
+        detections it would get alone, whatever shares the call, because images run in groups of one padded
+        size (`ImageTransform.size_groups`); a batch of images of one size runs as one forward.
         """
         opts = (options or InferenceOptions()).resolve(self.config)
-        batch, _ = self.transform(images)
+        by_index: dict[int, Detections] = {}
+        for indices, batch in self.transform.size_groups(images):
+            by_index.update(zip(indices, self._predict_batch(batch, opts, with_masks), strict=True))
+        return [by_index[i] for i in range(len(images))]
+
+    def _predict_batch(self, batch: ImageBatch, opts: InferenceOptions, with_masks: bool) -> list[Detections]:
         features = self.backbone(batch.tensors)
         proposals, _ = self.rpn(batch, list(features.values()))
         out = self.roi_heads.predict(
@@ -76,10 +84,7 @@ class MaskRCNN(nn.Module):
             with_masks=with_masks,
         )
         detections = []
-        offset = 0
-        for i, n in enumerate(out.counts):
-            part = slice(offset, offset + n)
-            offset += n
+        for i, part in enumerate(_slices(out.counts)):
             detections.append(
                 Detections(
                     boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i]),
@@ -90,6 +95,12 @@ class MaskRCNN(nn.Module):
                 )
             )
         return detections
+
+
+def _slices(counts: list[int]) -> list[slice]:
+    """Consecutive slices of the given lengths: [2, 0, 3] -> [0:2, 2:2, 2:5]."""
+    ends = list(itertools.accumulate(counts))
+    return [slice(end - n, end) for n, end in zip(counts, ends, strict=True)]
 
 
 def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | None = None) -> MaskRCNN:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_area, roi_align
 
 FPN_LEVELS = ["0", "1", "2", "3"]  # P2-P5; P6 ('pool') feeds only the RPN
+FPN_STRIDES = (4, 8, 16, 32)  # their strides in input pixels
 _MIN_ROIS_PER_THREAD = 32
 
 
@@ -32,19 +33,29 @@ def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
 
 
 class MultiLevelRoIAlign(nn.Module):
-    """levels (P2-P5, from `pooling_features`), boxes (B tensors [R_i, 4]), image sizes -> [sum R_i, C, S, S]."""
+    """levels (P2-P5, from `pooling_features`), boxes (B tensors [R_i, 4], input pixels) -> [sum R_i, C, S, S].
 
-    def __init__(self, output_size: int, sampling_ratio: int = 2, canonical_scale: int = 224, canonical_level: int = 4):
+    Each level's scale is 1 / its stride. (torchvision infers it from the feature and image sizes, which gives
+    the same power of two except for images narrower than about 106 px after resizing, where it errs.)
+    """
+
+    def __init__(
+        self,
+        output_size: int,
+        sampling_ratio: int = 2,
+        strides: tuple[int, ...] = FPN_STRIDES,
+        canonical_scale: int = 224,
+        canonical_level: int = 4,
+    ):
         super().__init__()
         self.output_size = (output_size, output_size)
         self.sampling_ratio = sampling_ratio
+        self.scales = [1.0 / s for s in strides]
         self.canonical_scale = canonical_scale
         self.canonical_level = canonical_level
 
-    def forward(self, levels: list[Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]) -> Tensor:
-        max_h = max(h for h, _ in image_sizes)
-        # Power-of-two scale of each level, from its size relative to the largest image (torchvision's rule).
-        scales = [2.0 ** round(math.log2(float(f.shape[-2]) / float(max_h))) for f in levels]
+    def forward(self, levels: list[Tensor], boxes: list[Tensor]) -> Tensor:
+        scales = self.scales
         k_min, k_max = -math.log2(scales[0]), -math.log2(scales[-1])
         all_boxes = torch.cat(boxes)
         image_idx = torch.repeat_interleave(  # output_size known on the host: no device sync

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
-from .box_ops import clip_boxes, grouped_nms, rank_within
+from .box_ops import at_least, clip_boxes, grouped_nms, rank_within
 from .mask_head import MaskRCNNHeads, MaskRCNNPredictor, mask_loss, mask_targets
 from .poolers import MultiLevelRoIAlign, pooling_features
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
@@ -79,7 +79,7 @@ class RoIHeads(nn.Module):
         with_masks: bool = True,
     ) -> RoIPredictions:
         levels = pooling_features(features)
-        x = self.box_head(self.box_roi_pool(levels, proposals, image_sizes))
+        x = self.box_head(self.box_roi_pool(levels, proposals))
         class_logits, box_deltas = self.box_predictor(x)
         boxes, scores, labels, counts = select_detections(
             class_logits.float(),
@@ -96,7 +96,7 @@ class RoIHeads(nn.Module):
                 size = 2 * self.mask_roi_pool.output_size[0]
                 masks = boxes.new_zeros((0, size, size))
             else:
-                mask_features = self.mask_head(self.mask_roi_pool(levels, list(boxes.split(counts)), image_sizes))
+                mask_features = self.mask_head(self.mask_roi_pool(levels, list(boxes.split(counts))))
                 masks = self.mask_predictor.forward_for_labels(mask_features, labels).float().sigmoid()
         return RoIPredictions(boxes, scores, labels, masks, counts)
 
@@ -129,13 +129,13 @@ class RoIHeads(nn.Module):
             gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
             regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
         levels = pooling_features(features)
-        x = self.box_head(self.box_roi_pool(levels, rois, image_sizes))
+        x = self.box_head(self.box_roi_pool(levels, rois))
         class_logits, box_deltas = self.box_predictor(x)
         all_labels = torch.cat(labels)
         losses = box_loss(class_logits, box_deltas, all_labels, torch.cat(regression))
 
         pos_rois = [r[lab > 0] for r, lab in zip(rois, labels, strict=True)]
-        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(levels, pos_rois, image_sizes)))
+        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(levels, pos_rois)))
         size = mask_logits.shape[-1]
         gt_masks = [
             mask_targets(t.masks, r, m[lab > 0], size) if t.masks.numel() else r.new_zeros((0, size, size))
@@ -158,8 +158,9 @@ def select_detections(
     """Softmax scores and decoded boxes of every (proposal, class) pair -> the top detections of each image.
 
     class_logits [R, K], box_deltas [R, 4K], proposals: B tensors [R_i, 4] -> boxes [D, 4], scores [D],
-    labels [D], counts per image. Same result as torchvision's `postprocess_detections`: keep scores
-    > score_thresh and boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score.
+    labels [D], counts per image. As torchvision's `postprocess_detections`: keep scores >= score_thresh
+    (inclusive; torchvision's is strict, which differs only for a score exactly equal to the threshold) and
+    boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score.
 
     Why not one NMS over all candidates: at threshold 0 there are R x (K-1) (~90k) of them, and NMS is
     quadratic. A candidate's fate in greedy NMS depends only on higher-scoring candidates, so NMS over each
@@ -182,7 +183,7 @@ def select_detections(
     labels = torch.arange(1, num_classes, device=device).repeat(class_logits.shape[0])
     image = roi_image.repeat_interleave(num_classes - 1)
     wh = boxes[:, 2:] - boxes[:, :2]
-    valid = torch.where((scores > score_thresh) & (wh >= 1e-2).all(dim=1))[0]
+    valid = torch.where(at_least(scores, score_thresh) & (wh >= 1e-2).all(dim=1))[0]
     order = valid[scores[valid].argsort(descending=True)]
     rank = rank_within(image[order], num_images)  # position of each candidate within its image
     per_image = torch.bincount(image[order], minlength=num_images)

@@ -60,18 +60,14 @@ class Detections:
         return self.boxes.shape[0]
 
     def __getitem__(self, index: Tensor | slice | int) -> Detections:
+        """Select detections in every per-detection field at once (field-generic: a new field cannot be
+        dropped). An int keeps a length-1 Detections; negative ints count from the end."""
         if isinstance(index, int):
-            index = slice(index, index + 1)
-        return replace(
-            self,
-            boxes=self.boxes[index],
-            scores=self.scores[index],
-            labels=self.labels[index],
-            masks=None if self.masks is None else self.masks[index],
-        )
+            index = slice(index, index + 1 or None)
+        return replace(self, **{name: value[index] for name, value in self._tensors().items()})
+
+    def _tensors(self) -> dict[str, Tensor]:
+        return {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), Tensor)}
 
     def to(self, device: torch.device | str) -> Detections:
-        moved = {
-            f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)
-        }
-        return replace(self, **moved)
+        return replace(self, **{name: value.to(device) for name, value in self._tensors().items()})

@@ -38,7 +38,35 @@ class ImageTransform:
     def __call__(
         self, images: list[Tensor], targets: list[Targets] | None = None, training: bool = False
     ) -> tuple[ImageBatch, list[Targets] | None]:
-        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        """Training: every image resized (one random min_size each) and padded to the batch's largest."""
+        resized, resized_targets = self._resize_all(images, targets, training)
+        return self._batch(resized, [_size(img) for img in images]), resized_targets
+
+    def size_groups(self, images: list[Tensor]) -> list[tuple[list[int], ImageBatch]]:
+        """Inference: (input indices, ImageBatch) per padded size, so that no image is padded beyond its own size.
+
+        Zero padding is not neutral: it enters every convolution near the image's right and bottom border,
+        the RPN's anchors and the RoI features, so an image padded to a larger batch-mate gets other detections
+        than alone (torchvision's batched inference has this fault). Images that pad to the same size share
+        one batch and get, to float rounding, the detections each would get alone.
+        """
+        resized, _ = self._resize_all(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(resized):
+            groups.setdefault(self.padded_size(_size(image)), []).append(i)
+        return [
+            (indices, self._batch([resized[i] for i in indices], [_size(images[i]) for i in indices]))
+            for indices in groups.values()
+        ]
+
+    def padded_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) rounded up to multiples of `size_divisible`."""
+        stride = self.size_divisible
+        return (math.ceil(size[0] / stride) * stride, math.ceil(size[1] / stride) * stride)
+
+    def _resize_all(
+        self, images: list[Tensor], targets: list[Targets] | None = None, training: bool = False
+    ) -> tuple[list[Tensor], list[Targets] | None]:
         resized, resized_targets = [], []
         for i, image in enumerate(images):
             if image.dtype == torch.uint8:
@@ -47,13 +75,13 @@ class ImageTransform:
             image = self.resize(self.normalize(image), min_size)
             resized.append(image)
             if targets is not None:
-                resized_targets.append(_resize_targets(targets[i], original_sizes[i], image.shape[-2:]))
-        batch = ImageBatch(
-            tensors=self.pad(resized),
-            image_sizes=[(int(img.shape[-2]), int(img.shape[-1])) for img in resized],
-            original_sizes=original_sizes,
+                resized_targets.append(_resize_targets(targets[i], _size(images[i]), image.shape[-2:]))
+        return resized, resized_targets if targets is not None else None
+
+    def _batch(self, resized: list[Tensor], original_sizes: list[tuple[int, int]]) -> ImageBatch:
+        return ImageBatch(
+            tensors=self.pad(resized), image_sizes=[_size(img) for img in resized], original_sizes=original_sizes
         )
-        return batch, resized_targets if targets is not None else None
 
     def normalize(self, image: Tensor) -> Tensor:
         mean = torch.as_tensor(self.mean, dtype=image.dtype, device=image.device)
@@ -70,13 +98,16 @@ class ImageTransform:
 
     def pad(self, images: list[Tensor]) -> Tensor:
         """Zero-pad to the largest height and width of the batch, rounded up to `size_divisible`."""
-        stride = float(self.size_divisible)
-        h = int(math.ceil(max(img.shape[-2] for img in images) / stride) * stride)
-        w = int(math.ceil(max(img.shape[-1] for img in images) / stride) * stride)
+        h = max(self.padded_size(_size(img))[0] for img in images)
+        w = max(self.padded_size(_size(img))[1] for img in images)
         batch = images[0].new_zeros((len(images), images[0].shape[0], h, w))
         for i, img in enumerate(images):
             batch[i, :, : img.shape[-2], : img.shape[-1]].copy_(img)
         return batch
+
+
+def _size(image: Tensor) -> tuple[int, int]:
+    return int(image.shape[-2]), int(image.shape[-1])
 
 
 def _resize_targets(target: Targets, old_size: tuple[int, int], size: torch.Size) -> Targets:

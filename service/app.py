@@ -22,12 +22,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from . import errors, probes, routes
+from . import errors, probes, routes, web
 from .batcher import Batcher, Job, unavailable
+from .codec import DecodeBudget
 from .config import Settings
 from .engine import Engine, FatalDeviceError, load_model
 from .limits import BodyLimit
 from .metrics import Metrics, RequestMetrics
+from .request_id import RequestId
 
 log = logging.getLogger("service")
 
@@ -49,7 +51,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             batcher = Batcher(
                 _runner(app, engine),
                 executor,
-                max_batch_size=settings.max_batch_size,
+                max_batch_size=settings.resolved_max_batch_size(engine.device),
                 max_wait_s=settings.max_batch_wait_ms / 1000,
                 queue_size=settings.queue_size,
                 on_batch=lambda size, depth: metrics.batch_size.observe(size),
@@ -78,13 +80,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         openapi_url=None,  # served by probes.router, behind the API key when one is set
     )
     app.state.settings, app.state.metrics = settings, metrics
+    budget = app.state.decode_budget = DecodeBudget(settings.decode_memory_bytes)
+    metrics.watch_decodes(lambda: budget.in_use, lambda: budget.peak, budget.total)
     app.state.engine, app.state.batcher, app.state.ready, app.state.fatal = None, None, False, False
     # The CLI replaces this with its uvicorn server's should_exit; embedded elsewhere, SIGTERM ourselves.
     app.state.request_exit = lambda: os.kill(os.getpid(), signal.SIGTERM)
     errors.install(app)
-    app.include_router(probes.open_router)
-    app.include_router(probes.router)
-    app.include_router(routes.router)
+    routers = (probes.open_router, probes.router, routes.router, web.router)
+    for router in routers:
+        app.include_router(router)
     batch_bytes = settings.max_upload_bytes * settings.max_batch_images
     app.add_middleware(
         BodyLimit, limit_for=lambda path: batch_bytes if path == "/detect/batch" else _small(settings, path)
@@ -94,9 +98,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=[r for router in routers for r in router.routes])
+    app.add_middleware(RequestId)  # outermost: every answer carries X-Request-ID
     return app
 
 

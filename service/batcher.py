@@ -100,40 +100,52 @@ class Batcher:
         loop = asyncio.get_running_loop()
         return Job(image, params, time.monotonic() + timeout_s, loop.create_future())
 
-    def submit(self, job: Job) -> None:
-        """Enqueue or raise 503 (queue full, shutting down) without waiting."""
+    def submit(self, jobs: Sequence[Job]) -> None:
+        """Enqueue all of `jobs` or none of them: 503 (queue full, shutting down) without waiting.
+
+        A request larger than the whole queue could never be admitted; the settings refuse that configuration
+        (`queue_size >= max_batch_images`), and this raises ValueError should a caller still try.
+        """
+        if len(jobs) > self.queue_size:
+            raise ValueError(f"{len(jobs)} images can never fit a queue of {self.queue_size}")
         if self._closed:
             self._on_reject("shutting_down")
             raise unavailable("shutting_down", "the server is shutting down")
-        if self.depth >= self.queue_size:
+        if self.depth + len(jobs) > self.queue_size:
             self._on_reject("queue_full")
             raise unavailable("queue_full", "too many requests in the queue; retry later")
-        self._queue.append(job)
+        self._queue.extend(jobs)
         self._wakeup.set()
 
     async def wait(self, jobs: Sequence[Job], disconnected: asyncio.Future[Any] | None = None) -> list[Any]:
         """Results of `jobs`, in order. Past the earliest deadline -> 504; if `disconnected` resolves first the
-        jobs are cancelled (freeing their queue slots) and CancelledError is raised."""
+        jobs are cancelled (freeing their queue slots) and CancelledError is raised. A job's own failure (503
+        out of memory, ...) is raised once all are done. Timeouts and disconnects are ordinary events: they are
+        counted (`on_reject`) and leave no unretrieved exception behind for asyncio to log."""
         futures = [job.future for job in jobs]
-        remaining = min(job.deadline for job in jobs) - time.monotonic()
-        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(asyncio.gather(*futures))}
-        if disconnected is not None:
-            waiters.add(disconnected)
+        deadline = min(job.deadline for job in jobs)
+        pending: set[asyncio.Future[Any]] = set(futures)
         try:
-            done, _ = await asyncio.wait(waiters, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED)
+            while pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                waiters = pending | ({disconnected} if disconnected is not None else set())
+                done, _ = await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if disconnected is not None and disconnected in done:
+                    self._on_reject("disconnected")
+                    raise asyncio.CancelledError("client disconnected")
+                pending -= done
         finally:
             for fut in futures:
                 fut.cancel()  # no-op for finished ones; frees the slot of the others
-        if disconnected is not None and disconnected in done:
-            self._on_reject("disconnected")
-            raise asyncio.CancelledError("client disconnected")
-        if not done:
+        if pending:
             self._on_reject("timeout")
             raise timed_out()
         errors = [fut.exception() for fut in futures]  # read them all, so asyncio logs none as unretrieved
         for error in errors:
             if error is not None:
-                raise error  # a job's own failure (503 out of memory, ...)
+                raise error
         return [fut.result() for fut in futures]
 
     async def _next(self, timeout: float | None) -> Job | None:

@@ -26,7 +26,10 @@ def serve(argv: list[str]) -> int:
     try:
         settings = config.Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"MASKRCNN_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"MASKRCNN_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"] else _reason(e["msg"])
+            for e in exc.errors()
+        )
         return _fail(f"bad configuration: {problems}")
     if settings.weights is None and not config.DEMO_WEIGHTS.exists():
         return _fail(
@@ -64,6 +67,11 @@ def serve(argv: list[str]) -> int:
     if app.state.fatal:
         return EXIT_DEVICE
     return 0 if server.started else EXIT_CONFIG
+
+
+def _reason(message: str) -> str:
+    """pydantic's "Value error, <ours>" -> "<ours>"."""
+    return message.removeprefix("Value error, ")
 
 
 def _fail(message: str) -> int:

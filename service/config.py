@@ -11,18 +11,21 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_WEIGHTS = REPO_ROOT / "models" / "assets" / "demo.safetensors"
 
-# Decoding a W x H upload holds up to ~8 bytes per pixel at once (a 4-channel or 16-bit decode, the RGB copy,
-# the tensor view). A 320 MB budget per decode therefore allows 40 MP, well below Pillow's own bomb guard
-# (Image.MAX_IMAGE_PIXELS = 89 MP warns, twice that raises).
-DECODE_MEMORY_BUDGET = 320_000_000
-BYTES_PER_PIXEL_PEAK = 8
-DEFAULT_MAX_PIXELS = DECODE_MEMORY_BUDGET // BYTES_PER_PIXEL_PEAK  # 40 MP
+# 40 MP: a 45 MP full-frame camera's photo passes after a resize, well below Pillow's bomb guard (89 MP
+# warns, twice that raises). Decoding it costs at most 40 MP x models.image.DECODE_BYTES_PER_PIXEL (8 bytes
+# per pixel for PNG and BMP, 13 for JPEG, 17 for WebP: 680 MB), and all concurrent decodes together hold at
+# most DEFAULT_DECODE_MEMORY bytes.
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_DECODE_MEMORY = 2**30
+# Images per forward pass when MASKRCNN_MAX_BATCH_SIZE is unset, by device type (bench/RESULTS.md: on a CPU,
+# batching does not raise throughput, since one image's convolutions already use every core).
+DEFAULT_MAX_BATCH_SIZE = {"cpu": 1, "cuda": 8}
 
 
 class Settings(BaseSettings):
@@ -33,12 +36,17 @@ class Settings(BaseSettings):
     weights: Path | None = Field(None, description="our .safetensors or a torchvision COCO .pth; default: the demo")
     device: str = Field("auto", description="auto (GPU when there is one, else CPU), cpu or cuda:N")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    max_batch_size: int = Field(8, ge=1, le=256, description="images per forward pass")
+    max_batch_size: int | None = Field(
+        None, ge=1, le=256, description="images per forward pass; default by device (DEFAULT_MAX_BATCH_SIZE)"
+    )
     max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000, description="how long a batch waits to fill up")
     queue_size: int = Field(64, ge=1, description="images waiting for the model; beyond it 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="past it a request gets 504 and its work is dropped")
     max_upload_bytes: int = Field(20 * 2**20, ge=1024, description="request body cap (per image for /detect/batch)")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="width x height cap, checked before decoding")
+    decode_memory_bytes: int = Field(
+        DEFAULT_DECODE_MEMORY, ge=1, description="memory all concurrent decodes may hold together, in bytes"
+    )
     max_batch_images: int = Field(16, ge=1, le=256, description="files per /detect/batch request")
     api_key: SecretStr | None = Field(None, description="when set, every route but /healthz and /readyz needs it")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -67,9 +75,33 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Settings:
+        """Refuse limits under which some accepted request could never be served (it would get 503 forever)."""
+        if self.queue_size < self.max_batch_images:
+            raise ValueError(
+                f"MASKRCNN_QUEUE_SIZE ({self.queue_size}) must be at least MASKRCNN_MAX_BATCH_IMAGES "
+                f"({self.max_batch_images}): a /detect/batch request of that many files could never enter the queue"
+            )
+        from .codec import max_decode_bytes
+
+        needed = max_decode_bytes(self.max_image_pixels)
+        if self.decode_memory_bytes < needed:
+            raise ValueError(
+                f"MASKRCNN_DECODE_MEMORY_BYTES ({self.decode_memory_bytes}) must be at least {needed}: what decoding "
+                f"an image of MASKRCNN_MAX_IMAGE_PIXELS ({self.max_image_pixels}) in the costliest format takes"
+            )
+        return self
+
     def weights_path(self) -> Path:
         """The configured weights, else the demo model shipped in the repo."""
         return self.weights if self.weights is not None else DEMO_WEIGHTS
+
+    def resolved_max_batch_size(self, device: str) -> int:
+        """max_batch_size, or the default for the device's type (cpu, cuda)."""
+        if self.max_batch_size is not None:
+            return self.max_batch_size
+        return DEFAULT_MAX_BATCH_SIZE["cuda" if device.startswith("cuda") else "cpu"]
 
     def resolved_device(self) -> str:
         """auto -> cuda when torch sees a GPU, else cpu."""

@@ -3,11 +3,12 @@ post-processing.
 
 Batching policy (one forward for requests with different options): a batch runs with the loosest options of
 its members (lowest score threshold; the largest max_detections, or the model's 100 when any member filters
-categories; masks when any member wants them) and each request is then cut down to its own: score >=
-its threshold, its categories, its first max_detections. This gives each request exactly what a forward with
-its own options would: class-wise NMS only ever lets a higher score suppress a lower one, so boxes under a
-request's threshold never change what survives above it, and detections come out best first. Category
-filtering applies to the model's top 100. Masks are pasted and RLE-encoded only for the detections kept.
+categories; masks when any member wants them) and each request is then cut down to its own by
+`Predictor.results`, the same function the Python API uses: score >= its threshold, its categories, its
+first max_detections. This gives each request exactly what a forward with its own options would (see
+`models.inference.select`), and the model gives each image what it would get alone (batch-invariant, see
+`MaskRCNN.predict`), so an answer never depends on other clients' traffic. Category filtering applies to the
+model's top 100. Masks are pasted and RLE-encoded only for the detections kept.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from typing import Any
 import torch
 
 from models import InferenceOptions, weights
-from models.inference import Predictor, coco_results
+from models.inference import Predictor
 from models.mask_rcnn import MaskRCNN
-from models.postprocess import paste_masks
 from models.structures import Detections
 
 from .batcher import Job, unavailable
@@ -79,26 +79,10 @@ class Engine:
         self.postprocess(det, DetectParams(0.0, MAX_DETECTIONS, None, True))
 
     def categories(self) -> list[tuple[int, str]]:
-        """(category id, name) of every class but the background."""
+        """(category id, name) of every class but the background; contiguous label i + 1 is entry i."""
         names = self.config.class_names or tuple(str(i) for i in range(self.config.num_classes))
         ids = self.config.category_ids or tuple(range(self.config.num_classes))
         return list(zip(ids, names, strict=True))[1:]
-
-    def resolve_categories(self, values: list[str] | None) -> frozenset[int] | None:
-        """Names or category ids (repeated or comma-separated) -> contiguous labels; unknown ones -> 422."""
-        if not values:
-            return None
-        by_name = {name: label for label, (_, name) in enumerate(self.categories(), start=1)}
-        by_id = {str(cat): label for label, (cat, _) in enumerate(self.categories(), start=1)}
-        labels = set()
-        for token in (t.strip() for value in values for t in value.split(",")):
-            if not token:
-                continue
-            label = by_name.get(token, by_id.get(token))
-            if label is None:
-                raise ApiError(422, "unknown_category", f"unknown category {token[:64]!r}; see GET /v1/model")
-            labels.add(label)
-        return frozenset(labels) or None
 
     def run(self, jobs: list[Job]) -> list[Detections | BaseException]:
         """One forward for all jobs (in the inference thread); never raises for a single job's sake."""
@@ -135,16 +119,8 @@ class Engine:
 
     def postprocess(self, det: Detections, params: DetectParams) -> list[dict[str, Any]]:
         """Cut the batch's detections down to this request's options, paste and RLE-encode the kept masks."""
-        keep = det.scores > params.score_threshold  # strict, as the model applies its own threshold
-        if params.labels is not None:
-            keep &= torch.isin(det.labels, torch.tensor(sorted(params.labels), device=det.labels.device))
-        index = torch.nonzero(keep).squeeze(1)
-        index = index[torch.argsort(det.scores[index], descending=True, stable=True)][: params.max_detections]
-        det = det[index]
-        crops = None
-        if params.masks and det.masks is not None:
-            crops = paste_masks(det.masks.float(), det.boxes.float(), det.image_size, self.config.mask_thresh)
-        return coco_results(det, crops, self.config.class_names, self.config.category_ids)
+        options = InferenceOptions(score_thresh=params.score_threshold, detections_per_img=params.max_detections)
+        return self.predictor.results(det, options, params.masks, params.labels)
 
 
 def _is_device_error(exc: BaseException) -> bool:

@@ -53,12 +53,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """pydantic's errors, reduced to where and what (no input echo: it may be large or binary)."""
     assert isinstance(exc, RequestValidationError)
-    parts = []
+    parts, codes = [], set()
     for err in exc.errors()[:5]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
-        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
-    missing = all(err.get("type") == "missing" for err in exc.errors())
-    code = "missing_field" if missing else "invalid_request"
+        message = str(err.get("msg", "invalid"))
+        if "Expected UploadFile" in message:  # a text field where a file was expected
+            message = 'must be a file: a part with Content-Disposition: form-data; name="..."; filename="..."'
+            codes.add("not_a_file")
+        parts.append(f"{where}: {message}" if where else message)
+    if all(err.get("type") == "missing" for err in exc.errors()):
+        codes.add("missing_field")
+    code = codes.pop() if len(codes) == 1 else "invalid_request"
     return error_response(422, code, "; ".join(parts) or "invalid request")
 
 

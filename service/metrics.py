@@ -8,10 +8,11 @@ GPU memory are read at scrape time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -37,6 +38,9 @@ class Metrics:
         self.rejections = Counter("maskrcnn_rejections", "requests refused, by reason", ["reason"], registry=r)
         self.ready = Gauge("maskrcnn_ready", "1 once the model is loaded and warmed up", registry=r)
         self.gpu_memory = Gauge("maskrcnn_gpu_memory_bytes", "CUDA memory of this process", ["kind"], registry=r)
+        self.decode_memory = Gauge(
+            "maskrcnn_decode_memory_bytes", "decode memory reserved: in_use, peak, budget", ["kind"], registry=r
+        )
         self._device: torch.device | None = None
 
     def watch(self, device: torch.device, depth: Callable[[], int]) -> None:
@@ -44,6 +48,12 @@ class Metrics:
         self.queue_depth.set_function(depth)
         if device.type == "cuda":
             self._device = device
+
+    def watch_decodes(self, in_use: Callable[[], int], peak: Callable[[], int], budget: int) -> None:
+        """Decode memory reserved now and at most so far, against the budget, read when scraped."""
+        self.decode_memory.labels("in_use").set_function(in_use)
+        self.decode_memory.labels("peak").set_function(peak)
+        self.decode_memory.labels("budget").set(budget)
 
     def render(self) -> bytes:
         if self._device is not None:
@@ -54,11 +64,25 @@ class Metrics:
 
 
 class RequestMetrics:
-    """ASGI middleware: count every HTTP response by route template and status, and time it."""
+    """ASGI middleware: count every HTTP response by route template and status, and time it.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    A response sent before routing (a 413 refused on Content-Length by `limits.BodyLimit`) is labelled with
+    the route its path matches in `routes`; a path that matches none is "unmatched".
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None and getattr(route, "path", None):
+            return route.path
+        for candidate in self.routes:
+            if candidate.matches(scope)[0] != Match.NONE:
+                return getattr(candidate, "path", "unmatched")
+        return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,6 +100,6 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = self._route(scope)
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(time.perf_counter() - start)

@@ -43,7 +43,7 @@ async def model_info(engine: EngineDep, settings: SettingsDep) -> ModelInfo:
         device=engine.device,
         precision=engine.predictor.precision,
         weights_sha256=engine.sha256,
-        max_batch_size=settings.max_batch_size,
+        max_batch_size=settings.resolved_max_batch_size(engine.device),
     )
 
 

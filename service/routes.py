@@ -1,6 +1,6 @@
 """The inference routes: /detect, /detect/batch, /visualize. Each one: read the upload (the body cap is
-enforced by `limits.BodyLimit`), decode in a worker thread, submit to the batcher, post-process in a worker
-thread, answer."""
+enforced by `limits.BodyLimit`, multipart parsing by `multipart.UploadRoute`), decode in a worker thread within
+the decode memory budget, submit to the batcher, post-process in a worker thread, answer."""
 
 from __future__ import annotations
 
@@ -16,15 +16,19 @@ from models import Detections
 
 from . import codec, visualize
 from .auth import require_api_key
-from .batcher import Batcher, Job
+from .batcher import Batcher, Job, unavailable
+from .codec import DecodeBudget
 from .config import Settings
-from .deps import BatcherDep, EngineDep, MetricsDep, ParamsDep, SettingsDep
+from .deps import BatcherDep, DecodeBudgetDep, EngineDep, MetricsDep, ParamsDep, SettingsDep
 from .engine import Engine
 from .errors import ApiError
 from .metrics import Metrics
+from .multipart import UploadRoute
 from .schemas import ERROR_RESPONSES, BatchResponse, DetectParams, DetectResponse, ImageSize, ModelSummary, Timing
 
-router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERROR_RESPONSES, tags=["inference"])
+router = APIRouter(
+    dependencies=[Depends(require_api_key)], responses=ERROR_RESPONSES, tags=["inference"], route_class=UploadRoute
+)
 
 ImageFile = Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")]
 
@@ -45,17 +49,12 @@ class Pipeline:
     batcher: Batcher
     settings: Settings
     metrics: Metrics
+    budget: DecodeBudget
 
     async def __call__(self, files: list[UploadFile]) -> list[Answer]:
         decoded, decode_s = await self._decode(files)
         jobs = [self.batcher.new_job(d.pixels, self.params, self.settings.request_timeout_s) for d in decoded]
-        try:
-            for job in jobs:
-                self.batcher.submit(job)
-        except ApiError:
-            for job in jobs:
-                job.future.cancel()
-            raise
+        self.batcher.submit(jobs)
         disconnected = asyncio.ensure_future(_client_gone(self.request))
         try:
             detections = await self.batcher.wait(jobs, disconnected)
@@ -71,14 +70,24 @@ class Pipeline:
         ]
 
     async def _decode(self, files: list[UploadFile]) -> tuple[list[codec.DecodedImage], float]:
-        """All files decoded (off the event loop) before any is submitted: one bad file fails only its request."""
+        """All files decoded (off the event loop) before any is submitted: one bad file fails only its request.
+
+        Each decode first reserves its worst-case memory (from the header) in the shared budget, waiting while
+        other requests' decodes hold it, up to the request timeout (then 503 + Retry-After).
+        """
         start = time.perf_counter()
+        deadline = start + self.settings.request_timeout_s
         decoded = []
         for i, upload in enumerate(files):
             data = await upload.read()
             name = "image" if len(files) == 1 else f"images[{i}]"
             try:
-                decoded.append(await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, name))
+                header = await run_in_threadpool(codec.probe, data, self.settings.max_image_pixels, name)
+                async with self.budget.reserve(header.decode_bytes, deadline - time.perf_counter()):
+                    decoded.append(await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, name))
+            except TimeoutError:
+                self.metrics.rejections.labels("decode_busy").inc()
+                raise unavailable("decode_busy", "too many large images are being decoded; retry later") from None
             except ApiError as exc:
                 self.metrics.rejections.labels(exc.code).inc()
                 raise
@@ -119,8 +128,9 @@ def get_pipeline(
     batcher: BatcherDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    budget: DecodeBudgetDep,
 ) -> Pipeline:
-    return Pipeline(request, params, engine, batcher, settings, metrics)
+    return Pipeline(request, params, engine, batcher, settings, metrics, budget)
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

@@ -15,6 +15,7 @@ from models import Detections, InferenceOptions, build_model, preset
 from models.inference import Predictor, coco_results, fold_batchnorm, ieee_fp32
 from models.mask_head import mask_targets
 from models.postprocess import paste_masks
+from tests.conftest import certain_model, load_photo
 
 NAMES = ("__background__", "square", "disc")
 CATEGORY_IDS = (0, 7, 11)
@@ -179,3 +180,24 @@ def test_ieee_fp32_turns_tf32_off_and_restores_the_flags() -> None:
         assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, True)
     finally:
         cudnn.allow_tf32, matmul.allow_tf32 = before
+
+
+def test_score_threshold_is_inclusive_at_a_returned_score_and_at_one(tiny_model: torch.nn.Module) -> None:
+    predictor = Predictor(tiny_model)
+    image = load_photo("chelsea.jpg")
+    results = predictor([image], InferenceOptions(score_thresh=0.0))[0]
+    for k in (0, len(results) // 2, len(results) - 1):
+        s = results[k]["score"]
+        kept = predictor([image], InferenceOptions(score_thresh=s))[0]
+        assert s in [r["score"] for r in kept]  # "at least s": the detection scoring exactly s stays
+        assert len(kept) == min(100, sum(r["score"] >= s for r in results))
+    certain = Predictor(certain_model())([image], InferenceOptions(score_thresh=1.0))[0]
+    assert certain and all(r["score"] == 1.0 for r in certain)
+
+
+def test_default_detections_per_image_is_the_papers_100_everywhere() -> None:
+    from models import weights
+    from tests.scenes import DEMO_WEIGHTS
+
+    assert all(preset(name).detections_per_img == 100 for name in ("resnet50_fpn", "resnet50_fpn_v2", "tiny", "demo"))
+    assert weights.read(DEMO_WEIGHTS)[0].detections_per_img == 100

@@ -204,6 +204,12 @@ def test_upload_over_byte_limit(server: LiveServer) -> None:
 
         response = client.post("/detect", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
         assert_error(response, 413, "payload_too_large")
+        assert_error(client.post("/detect/batch", content=b"x" * (17 * limit)), 413, "payload_too_large")
+        metrics = client.get("/metrics").text
+    # Refused before routing, yet counted under the route the path names.
+    assert 'maskrcnn_requests_total{route="/detect",status="413"}' in metrics
+    assert 'maskrcnn_requests_total{route="/detect/batch",status="413"}' in metrics
+    assert 'route="unmatched",status="413"' not in metrics
     assert_alive(server)
 
 
@@ -246,3 +252,15 @@ def test_metrics(server: LiveServer) -> None:
         assert f'maskrcnn_stage_seconds_count{{stage="{stage}"}}' in text
     assert "maskrcnn_batch_size_count" in text and "maskrcnn_queue_depth" in text
     assert 'maskrcnn_rejections_total{reason="not_an_image"}' in text
+
+
+def test_every_answer_carries_a_request_id(server: LiveServer) -> None:
+    with server.client() as client:
+        fresh = {client.get("/healthz").headers["x-request-id"] for _ in range(3)}
+        assert len(fresh) == 3  # a new one each time
+        assert client.get("/healthz", headers={"X-Request-ID": "trace-42"}).headers["x-request-id"] == "trace-42"
+        junk = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"]
+        assert junk != "bad id\twith spaces" and len(junk) == 32
+        refused = client.post("/detect", content=b"x" * (server.settings.max_upload_bytes + 1))  # before routing
+        assert refused.status_code == 413 and refused.headers["x-request-id"]
+        assert detect(client, b"junk").headers["x-request-id"]

@@ -49,7 +49,7 @@ def test_32_clients_all_answered_and_batched(make_server) -> None:
 
 
 def test_overload_with_a_tiny_queue_gets_503s_and_no_hang(make_server) -> None:
-    server: LiveServer = make_server(max_batch_size=2, max_batch_wait_ms=5, queue_size=2)
+    server: LiveServer = make_server(max_batch_size=2, max_batch_wait_ms=5, queue_size=2, max_batch_images=2)
     start = time.monotonic()
     responses = asyncio.run(_storm(server.url, 48, photo_bytes()))
     assert time.monotonic() - start < 60

@@ -107,10 +107,10 @@ def test_batcher_groups_and_drains_on_close() -> None:
             batcher.start()
             jobs = [batcher.new_job(torch.tensor(i), DetectParams(0, 1, None, False), 5) for i in range(10)]
             for job in jobs:
-                batcher.submit(job)
+                batcher.submit([job])
             await batcher.close()  # drains everything already queued
             with pytest.raises(ApiError):
-                batcher.submit(batcher.new_job(torch.tensor(0), DetectParams(0, 1, None, False), 5))
+                batcher.submit([batcher.new_job(torch.tensor(0), DetectParams(0, 1, None, False), 5)])
             return [job.future.result().item() for job in jobs]
 
     assert asyncio.run(main()) == list(range(10))

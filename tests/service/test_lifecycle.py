@@ -55,7 +55,7 @@ def test_readiness_before_and_after_warmup(tiny_weights: Path, monkeypatch: pyte
 
 def test_request_past_its_deadline_gets_504_and_is_not_run(make_server) -> None:
     # A lone request waits up to 1 s for batch-mates, but its deadline is 0.3 s.
-    server = make_server(request_timeout_s=0.3, max_batch_wait_ms=1000)
+    server = make_server(request_timeout_s=0.3, max_batch_wait_ms=1000, max_batch_size=8)
     with server.client() as client:
         before = client.get("/metrics").text
         response = client.post("/detect", files={"image": photo_bytes()})
@@ -97,7 +97,9 @@ def test_disconnected_client_frees_its_slot(tiny_weights: Path, monkeypatch: pyt
         return real_run(self, jobs)
 
     monkeypatch.setattr(Engine, "run", held_run)
-    settings = Settings(weights=tiny_weights, device="cpu", queue_size=1, max_batch_size=1, max_batch_wait_ms=0)
+    settings = Settings(
+        weights=tiny_weights, device="cpu", queue_size=1, max_batch_images=1, max_batch_size=1, max_batch_wait_ms=0
+    )
     server = LiveServer(settings).start()
     batcher = server.app.state.batcher
     try:
@@ -213,6 +215,10 @@ def test_cli_refuses_bad_weights_in_one_line(
     assert "not a Mask R-CNN checkpoint" in _serve_error(monkeypatch, capsys, str(checkpoint))
     monkeypatch.setenv("MASKRCNN_QUEUE_SIZE", "0")
     assert "MASKRCNN_QUEUE_SIZE" in _serve_error(monkeypatch, capsys, str(tiny_weights))
+    # A batch larger than the queue could never be served: refused at start, naming both limits.
+    monkeypatch.setenv("MASKRCNN_QUEUE_SIZE", "4")
+    err = _serve_error(monkeypatch, capsys, str(tiny_weights))
+    assert "MASKRCNN_QUEUE_SIZE (4) must be at least MASKRCNN_MAX_BATCH_IMAGES (16)" in err, err
 
 
 def test_out_of_memory_is_a_503_and_the_server_lives_on(make_server) -> None:

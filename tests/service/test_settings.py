@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service import config
+from service import codec, config
 from service.config import Settings
 
 
@@ -32,8 +32,31 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
         Settings()
 
 
-def test_default_pixel_cap_comes_from_the_memory_budget() -> None:
+def test_default_limits_fit_each_other() -> None:
     from PIL import Image
 
-    assert config.DEFAULT_MAX_PIXELS == config.DECODE_MEMORY_BUDGET // config.BYTES_PER_PIXEL_PEAK == 40_000_000
-    assert config.DEFAULT_MAX_PIXELS < Image.MAX_IMAGE_PIXELS
+    settings = Settings()
+    assert settings.max_image_pixels == config.DEFAULT_MAX_PIXELS < Image.MAX_IMAGE_PIXELS
+    assert settings.queue_size >= settings.max_batch_images
+    assert settings.decode_memory_bytes >= codec.max_decode_bytes(settings.max_image_pixels)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"queue_size": 4}, "MAX_BATCH_IMAGES"),  # a batch of 16 files could never enter a queue of 4
+        ({"queue_size": 4, "max_batch_images": 5}, "MAX_BATCH_IMAGES"),
+        ({"decode_memory_bytes": 2**20}, "MAX_IMAGE_PIXELS"),  # one large upload could never be decoded
+        ({"max_image_pixels": 100_000_000}, "DECODE_MEMORY_BYTES"),
+    ],
+)
+def test_limits_that_could_never_serve_a_valid_request_are_refused_at_start(overrides: dict, named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        Settings(**overrides)
+    assert Settings(**{**overrides, "queue_size": 64, "max_batch_images": 16, "decode_memory_bytes": 2**31})
+
+
+def test_max_batch_size_defaults_by_device() -> None:
+    assert Settings().resolved_max_batch_size("cpu") == config.DEFAULT_MAX_BATCH_SIZE["cpu"]
+    assert Settings().resolved_max_batch_size("cuda:1") == config.DEFAULT_MAX_BATCH_SIZE["cuda"]
+    assert Settings(max_batch_size=3).resolved_max_batch_size("cpu") == 3
