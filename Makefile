@@ -4,16 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test test-oldest bench lint format clean
+.PHONY: setup serve test test-client test-oldest bench lint format clean
 
 setup: $(STAMP)
 
 # Idempotent: re-runs only when pyproject.toml changes. torch/torchvision come from the machine's local
 # wheels when pip's constraint file points there; elsewhere from the package index.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e './client[polygons]'
 	touch $(STAMP)
 
 # HOST and PORT optional (make serve HOST=0.0.0.0 PORT=8080); everything else through MASKRCNN_* variables.
@@ -23,17 +24,22 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The SDK's tests alone (a live tiny-model server on 127.0.0.1, about 20 s on two cores).
+test-client: $(STAMP)
+	$(BIN)/python -m pytest -q tests/client
+
 # The whole suite again on the oldest torch/torchvision pyproject admits (2.11/0.26, the GPU machine's), in
 # its own venv, so that the range's lower end is tested and not only claimed. CPU only, like `make test`.
 OLDEST := .venv-oldest
 test-oldest: $(OLDEST)/.installed
 	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider
 
-$(OLDEST)/.installed: pyproject.toml
+$(OLDEST)/.installed: pyproject.toml client/pyproject.toml
 	test -x $(OLDEST)/bin/python || $(PY) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
 	$(OLDEST)/bin/python -m pip install --quiet torch==2.11.0 torchvision==0.26.0
 	$(OLDEST)/bin/python -m pip install --quiet -e '.[dev]'
+	$(OLDEST)/bin/python -m pip install --quiet -e './client[polygons]'
 	touch $@
 
 bench: $(STAMP)

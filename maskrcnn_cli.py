@@ -12,7 +12,7 @@ import sys
 
 COMMANDS = {
     "serve": ("service.cli", "serve", "start the HTTP service"),
-    "detect": ("client.cli", "detect", "send image files to a running service"),
+    "detect": ("maskrcnn_client.cli", "detect", "detect in images: in-process, or --url for a service"),
     "train": ("trainer.cli", "train", "train on COCO-format data"),
     "evaluate": ("trainer.cli", "evaluate", "COCOeval a model on COCO-format data"),
     "synth": ("trainer.cli", "synth", "write a synthetic COCO-format data set"),

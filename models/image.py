@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -129,7 +129,7 @@ def decode(
     corrupt_image (truncated or inconsistent data), too_many_pixels, bad_aspect_ratio. `name` prefixes
     every message.
     """
-    image = _open(data, formats, max_pixels, max_aspect_ratio, name)
+    image = _open(io.BytesIO(data), formats, max_pixels, max_aspect_ratio, name)
     fmt = image.format or "unknown"
     try:
         _check_size(image.size, max_pixels, max_aspect_ratio, name)
@@ -165,51 +165,62 @@ def read(path: str | Path, **kwargs: object) -> DecodedImage:
 
 
 def probe(
-    data: bytes | str | Path,
+    source: bytes | str | Path,
     *,
     formats: tuple[str, ...] | None = None,
     max_pixels: int | None = None,
     name: str = "image",
 ) -> ImageHeader:
-    """The header of an image (bytes or a path), without decoding its pixels. Raises ImageError like `decode`.
+    """The header of an image (bytes, or a path: only the header is read), without decoding its pixels.
 
-    The orientation comes from EXIF data found before the pixels (JPEG, WebP, and PNG's eXIf chunk when it
-    precedes the image data, as the PNG specification asks).
+    Raises ImageError like `decode` (too_many_pixels beyond `max_pixels`). The orientation comes from EXIF
+    data found before the pixels (JPEG, WebP, TIFF, and PNG's eXIf chunk when it precedes the image data, as
+    the PNG specification asks).
     """
-    if isinstance(data, (str, Path)):
-        name = str(data)
-        try:
-            data = Path(data).read_bytes()
-        except OSError as exc:
-            raise ImageError("not_an_image", f"{data}: cannot read ({exc.strerror or exc})") from None
-    image = _open(data, formats, max_pixels, None, name)
+    if isinstance(source, bytes):
+        return _probe(io.BytesIO(source), formats, max_pixels, name)
     try:
+        file = open(source, "rb")  # noqa: SIM115 - closed by the with below; open errors are reported apart
+    except OSError as exc:
+        raise ImageError("not_an_image", f"{source}: cannot read ({exc.strerror or exc})") from None
+    with file:
+        return _probe(file, formats, max_pixels, str(source))
+
+
+def _probe(stream: BinaryIO, formats: tuple[str, ...] | None, max_pixels: int | None, name: str) -> ImageHeader:
+    image = _open(stream, formats, max_pixels, None, name)
+    with image:
         _check_size(image.size, max_pixels, None, name)
-        orientation = _orientation(image) if "exif" in image.info or image.format != "PNG" else 1
-    except Exception:  # a broken EXIF block is ignored here as decode ignores it
-        orientation = 1
-    finally:
-        image.close()
-    width, height = image.size
-    if orientation >= 5:
-        width, height = height, width
-    return ImageHeader(width, height, image.mode, image.format or "unknown", orientation)
+        try:
+            orientation = _orientation(image) if "exif" in image.info or image.format != "PNG" else 1
+        except Exception:  # a broken EXIF block: decode ignores it too
+            orientation = 1
+        width, height = image.size
+        if orientation >= 5:
+            width, height = height, width
+        return ImageHeader(width, height, image.mode, image.format or "unknown", orientation)
 
 
 def _open(
-    data: bytes, formats: tuple[str, ...] | None, max_pixels: int | None, max_aspect_ratio: float | None, name: str
+    stream: BinaryIO,
+    formats: tuple[str, ...] | None,
+    max_pixels: int | None,
+    max_aspect_ratio: float | None,
+    name: str,
 ) -> Image.Image:
-    if not data:
+    head = stream.read(32)
+    stream.seek(0)
+    if not head:
         raise ImageError("empty_file", f"{name}: the file is empty")
-    webp_size = _webp_size(data)
+    webp_size = _webp_size(head)
     if webp_size is not None:  # Pillow allocates a WebP's canvases when it opens the file: check the size first
         _check_size(webp_size, max_pixels, max_aspect_ratio, name)
     try:
-        return Image.open(io.BytesIO(data), formats=formats)
+        return Image.open(stream, formats=formats)
     except Image.DecompressionBombError:
         raise ImageError("too_many_pixels", f"{name}: image exceeds Pillow's decompression bomb limit") from None
     except Image.UnidentifiedImageError:
-        other = sniff(data)
+        other = sniff(head)
         accepted = ", ".join(formats) if formats else "an image format Pillow reads"
         if other:
             raise ImageError("unsupported_format", f"{name}: {other} is not accepted; send {accepted}") from None

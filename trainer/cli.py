@@ -1,26 +1,36 @@
 """`maskrcnn train | evaluate | synth`: argument parsing only; the work lives in train.py, evaluate.py, synth.py.
 
-Each function takes argv (without the subcommand) and returns the exit status.
+Each function takes argv (without the subcommand) and returns the exit status: 0, or 2 with one line
+"maskrcnn <command>: <message>" on stderr for data that cannot be used (`DataError`), also when a DataLoader
+worker or a `--nproc` worker process met it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .data import DataError
+from .errors import DataError, one_line
+
+if TYPE_CHECKING:
+    from .train import TrainData
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "assets" / "demo.safetensors"
+DATA_HELP = "directory with annotations.json (or one instances*.json) and images/"
+DATA_ERROR_EXIT = 2
+MODEL_MAX_DETECTIONS = 100  # models.config.InferenceOptions caps detections_per_img here
 
 
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maskrcnn train", description="Train Mask R-CNN on a COCO-format data set.")
-    p.add_argument("--data", required=True, help="directory with annotations.json and images/")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--val", help="held-out directory, evaluated every --eval-period iterations and at the end")
     p.add_argument("--out", required=True, help="output directory: checkpoints, metrics.csv, final weights")
     p.add_argument("--model", default="demo", help="model preset (models.config.preset), default demo")
@@ -57,34 +67,73 @@ def parse_train_args(argv: list[str]) -> TrainConfig:
     return TrainConfig.from_file(config_file, **given) if config_file else TrainConfig(**given)
 
 
-def _train_worker(config: TrainConfig) -> dict[str, Any]:
-    """What each elastic-launched worker runs (module level so that spawned processes can import it)."""
+def _train_worker(config: TrainConfig, data: TrainData | None = None) -> dict[str, Any]:
+    """What each elastic-launched worker runs (module level so that spawned processes can import it).
+
+    data: the validated `train.TrainData`. A DataError in a launched worker (an image that fails to decode
+    mid-run) prints its one line and exits with status 2, which the launching process recognises.
+    """
+    from . import distributed
     from .train import run
 
-    return run(config)
+    try:
+        return run(config, data)
+    except DataError as exc:
+        if not distributed.env_info().distributed:
+            raise
+        print(f"maskrcnn train: {one_line(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(DATA_ERROR_EXIT) from None
 
 
 def train(argv: list[str]) -> int:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
     from . import distributed
+    from .train import configure_logging, load_data
 
     config = parse_train_args(argv)
+    configure_logging()
     try:
+        data = load_data(config)  # validated once, up front, before any worker starts
         if config.nproc > 1 and not distributed.env_info().distributed:
-            results = distributed.launch(config.nproc, _train_worker, config)
+            with _quiet_data_error_exits():
+                results = distributed.launch(config.nproc, _train_worker, config, data)
             summary = results[0]
         else:
-            summary = _train_worker(config)
+            summary = _train_worker(config, data)
     except DataError as exc:
-        print(f"maskrcnn train: {exc}", file=sys.stderr)
-        return 2
+        print(f"maskrcnn train: {one_line(exc)}", file=sys.stderr)
+        return DATA_ERROR_EXIT
+    except ChildFailedError as exc:
+        if exc.get_first_failure()[1].exitcode != DATA_ERROR_EXIT:
+            raise
+        return DATA_ERROR_EXIT  # the worker printed its one line
     if distributed.env_info().is_main:
         print(json.dumps(summary))
     return 0
 
 
+class _DropDataErrorExits(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"(exitcode: {DATA_ERROR_EXIT})" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_data_error_exits() -> Iterator[None]:
+    """torch's launcher logs a worker's non-zero exit with a traceback of its own; a worker that exits with
+    DATA_ERROR_EXIT has printed its one line already, so that record is dropped (other failures are kept)."""
+    logger = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    dropper = _DropDataErrorExits()
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
+
+
 def evaluate(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="maskrcnn evaluate", description="COCOeval a model on a COCO-format set.")
-    p.add_argument("--data", required=True, help="directory with annotations.json and images/")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="weights file (default: the demo model)")
     p.add_argument("--results", help="score this COCO results JSON instead of running a model")
     p.add_argument("--output", default="coco_results.json", help="where to write the COCO results JSON")
@@ -92,30 +141,28 @@ def evaluate(argv: list[str]) -> int:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    p.add_argument(
+        "--max-detections",
+        type=_positive,
+        default=100,
+        metavar="N",
+        help="detections scored per image (COCOeval's maxDets, default 100 as in COCO); the model returns up to 100",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from models.weights import WeightsError
 
-    from .evaluate import COCOEvaluator, format_summary, run_inference
+    from .evaluate import format_summary
 
     try:
         if args.results:
-            metrics = _score_results_file(Path(args.data), Path(args.results), Path(args.output))
-            tables = metrics.pop("_tables")
+            metrics, tables = _score_results_file(
+                Path(args.data), Path(args.results), Path(args.output), args.max_detections
+            )
         else:
-            from models import weights
-            from models.inference import Predictor
-
-            from .data import CocoDetection
-
-            model = weights.load(args.weights)
-            dataset = CocoDetection(args.data, category_ids=model.config.category_ids or None)
-            evaluator = COCOEvaluator(dataset.coco, output=Path(args.output))
-            predictor = Predictor(model, args.device, args.precision)
-            metrics = run_inference(predictor, dataset, evaluator, limit=args.limit, batch_size=args.batch_size)
-            tables = evaluator.tables
+            metrics, tables = _score_model(args)
     except (DataError, WeightsError) as exc:
-        print(f"maskrcnn evaluate: {exc}", file=sys.stderr)
+        print(f"maskrcnn evaluate: {one_line(exc)}", file=sys.stderr)
         return 2
     for iou_type, table in tables.items():
         print(f"IoU type {iou_type}:\n{table}")
@@ -124,24 +171,59 @@ def evaluate(argv: list[str]) -> int:
     return 0
 
 
-def _score_results_file(data: Path, results: Path, output: Path) -> dict[str, Any]:
-    from .data import find_annotations, load_coco
-    from .evaluate import COCOEvaluator
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
-    coco = load_coco(find_annotations(data)[0])
-    try:
-        detections = json.loads(results.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{results}: cannot read COCO results ({exc})") from None
-    evaluator = COCOEvaluator(coco, output=output)
+
+def _score_model(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """(metrics, COCOeval's printed tables) of the model in `args.weights` on the validated set `args.data`."""
+    from models import weights
+    from models.config import InferenceOptions
+    from models.inference import Predictor
+
+    from .data import CocoDetection
+    from .evaluate import COCOEvaluator, run_inference, warn_capped
+
+    model = weights.load(args.weights)
+    ids = model.config.category_ids or tuple(range(model.config.num_classes))
+    dataset = CocoDetection(args.data, category_ids=ids, class_names=model.config.class_names)
+    returned = min(args.max_detections, MODEL_MAX_DETECTIONS)
+    if args.max_detections > MODEL_MAX_DETECTIONS:
+        logging.getLogger(__name__).warning(
+            "--max-detections %d: the model returns at most %d detections per image", args.max_detections, returned
+        )
+    warn_capped(dataset.coco, returned, dataset.source)
+    evaluator = COCOEvaluator(dataset.coco, output=Path(args.output), max_detections=args.max_detections)
+    predictor = Predictor(model, args.device, args.precision)
+    options = InferenceOptions(detections_per_img=returned)
+    metrics = run_inference(
+        predictor, dataset, evaluator, limit=args.limit, batch_size=args.batch_size, options=options
+    )
+    return metrics, evaluator.tables
+
+
+def _score_results_file(
+    data: Path, results: Path, output: Path, max_detections: int
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(metrics, COCOeval's printed tables) of a results file on the validated ground truth of `data`."""
+    from .data import CocoDetection
+    from .evaluate import COCOEvaluator, warn_capped
+    from .results import load_results
+
+    ground_truth = CocoDetection(data)
+    coco = ground_truth.coco
+    warn_capped(coco, max_detections, ground_truth.source)
+    detections = load_results(results, coco)
+    evaluator = COCOEvaluator(coco, output=output, max_detections=max_detections)
     by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in coco.imgs}
     for d in detections:
-        by_image.setdefault(int(d["image_id"]), []).append(d)
+        by_image[d["image_id"]].append(d)
     for image_id, dets in by_image.items():
         evaluator.process(image_id, dets)
-    metrics: dict[str, Any] = evaluator.evaluate()
-    metrics["_tables"] = evaluator.tables
-    return metrics
+    return evaluator.evaluate(), evaluator.tables
 
 
 def synth(argv: list[str]) -> int:

@@ -4,6 +4,12 @@
 (as `models.inference.coco_results` makes them), `evaluate` gathers them from every rank and runs COCOeval
 on rank 0. `run_inference` feeds it from a `Predictor` over a data set; `evaluate` (the CLI) and the
 training loop's periodic eval both use it.
+
+Metrics are percentages; a metric COCOeval reports as -1 (no ground truth in that size range, e.g. APl on a
+set of small objects) is None: null in JSON, "-" in `format_summary`, never a 0 that looks like a score.
+`max_detections` is COCOeval's maxDets (the highest of its three values): the number of detections scored per
+image, 100 by default as in COCO; an image with more ground-truth instances than that caps AP below 100, which
+`warn_capped` says up front.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import copy
 import io
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +27,49 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from models.config import InferenceOptions
 from models.inference import Predictor
 
 from .data import CocoDetection
 from .distributed import DistInfo, all_gather_objects
 
 log = logging.getLogger(__name__)
+data_log = logging.getLogger("trainer.data")  # warnings about the data, muted on non-main ranks like the others
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+MAX_DETECTIONS = 100  # COCO's detections scored per image
+Metrics = dict[str, float | None]
+
+
+def warn_capped(coco_gt: COCO, max_detections: int, source: str | Path) -> None:
+    """Warn when some image has more (non-crowd) ground-truth instances than detections are scored per image."""
+    per_image = Counter(a["image_id"] for a in coco_gt.dataset["annotations"] if not a["iscrowd"])
+    crowded = sorted((i for i, n in per_image.items() if n > max_detections), key=lambda i: -per_image[i])
+    if crowded:
+        data_log.warning(
+            "%s: %d images have more ground-truth instances than the %d detections scored per image (up to %d, "
+            "e.g. image ids %s): AP cannot reach 100; maskrcnn evaluate --max-detections N scores more",
+            source,
+            len(crowded),
+            max_detections,
+            per_image[crowded[0]],
+            crowded[:5],
+        )
 
 
 class COCOEvaluator:
     """Accumulate COCO results for a ground-truth set, then score them with COCOeval (AP in percent)."""
 
-    def __init__(self, coco_gt: COCO, dist: DistInfo | None = None, output: Path | None = None) -> None:
+    def __init__(
+        self,
+        coco_gt: COCO,
+        dist: DistInfo | None = None,
+        output: Path | None = None,
+        max_detections: int = MAX_DETECTIONS,
+    ) -> None:
         self.coco_gt = coco_gt
         self.dist = dist or DistInfo()
         self.output = output
+        self.max_detections = max_detections
         self.tables: dict[str, str] = {}
         self.reset()
 
@@ -50,8 +84,9 @@ class COCOEvaluator:
             item = {k: v for k, v in r.items() if k in ("category_id", "bbox", "score", "segmentation")}
             self._results.append({"image_id": image_id, **item})
 
-    def evaluate(self) -> dict[str, float]:
-        """{bbox_AP, bbox_AP50, ..., segm_AP, ...} on rank 0 (an empty dict on the others)."""
+    def evaluate(self) -> Metrics:
+        """{bbox_AP, bbox_AP50, ..., segm_AP, ...} on rank 0 (an empty dict on the others); None: no ground
+        truth in that size range."""
         results = [r for part in all_gather_objects(self._results) for r in part]
         image_ids = sorted({i for part in all_gather_objects(self._image_ids) for i in part})
         if not self.dist.is_main:
@@ -59,30 +94,39 @@ class COCOEvaluator:
         if self.output is not None:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.output.write_text(json.dumps(results))
-        metrics: dict[str, float] = {}
+        metrics: Metrics = {}
         for iou_type in ("bbox", "segm"):
             stats, table = self._coco_eval(results, image_ids, iou_type)
             self.tables[iou_type] = table
-            metrics.update(
-                {f"{iou_type}_{name}": round(float(v) * 100, 3) for name, v in zip(STAT_NAMES, stats[:6], strict=True)}
-            )
+            for name, v in zip(STAT_NAMES, stats[:6], strict=True):
+                metrics[f"{iou_type}_{name}"] = None if v < 0 else round(float(v) * 100, 3)
         return metrics
 
     def _coco_eval(self, results: list[dict[str, Any]], image_ids: list[int], iou_type: str) -> tuple[Any, str]:
-        """COCOeval's 12 stats and its printed table; no detections at all scores 0 (pycocotools would fail)."""
+        """COCOeval's 12 stats (-1: no ground truth in that range) and its printed table."""
         usable = [r for r in results if iou_type == "bbox" or "segmentation" in r]
-        if not usable:
-            return np.zeros(12), f"{iou_type}: no detections\n"
+        max_dets = [1, min(10, self.max_detections), self.max_detections]
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            coco_dt = self.coco_gt.loadRes(copy.deepcopy(usable))
+            coco_dt = self.coco_gt.loadRes(copy.deepcopy(usable)) if usable else self._no_detections()
             ev = COCOeval(self.coco_gt, coco_dt, iou_type)
             ev.params.imgIds = image_ids
+            ev.params.maxDets = max_dets
             ev.evaluate()
             ev.accumulate()
+            # summarize() finds its slots by the values 1, 10, 100 (AP is always read "at 100"): name the three
+            # accumulated slots so, then print their real values in the table.
+            ev.params.maxDets = [1, 10, 100]
             ev.summarize()
-        stats = np.maximum(ev.stats, 0)  # -1 means "no ground truth in this range": report 0, not -100
-        return stats, buffer.getvalue()
+        table = buffer.getvalue().replace("maxDets=100 ]", f"maxDets={max_dets[2]:>3d} ]")
+        return np.asarray(ev.stats), table.replace("maxDets= 10 ]", f"maxDets={max_dets[1]:>3d} ]")
+
+    def _no_detections(self) -> COCO:
+        """An empty results set (pycocotools' loadRes fails on []): AP 0 where there is ground truth."""
+        empty = COCO()
+        empty.dataset = {k: self.coco_gt.dataset[k] for k in ("images", "categories")} | {"annotations": []}
+        empty.createIndex()
+        return empty
 
 
 def run_inference(
@@ -92,23 +136,33 @@ def run_inference(
     dist: DistInfo | None = None,
     limit: int = 0,
     batch_size: int = 4,
-) -> dict[str, float]:
-    """Predict every image (this rank's share of them) and evaluate. COCO category ids come from the model."""
+    options: InferenceOptions | None = None,
+) -> Metrics:
+    """Predict every image (this rank's share of them) and evaluate.
+
+    The model reports its own category ids; each result is given the data set's id of the same category
+    (`dataset.categories`, matched by name when the ids differ) and dropped when the set has no such category.
+    """
     dist = dist or DistInfo()
     evaluator.reset()
+    to_dataset = dataset.categories.to_dataset
     indices = list(range(len(dataset)))[: limit or None][dist.rank :: dist.world_size]
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         ids = [dataset.image_ids[i] for i in chunk]
         images = [dataset.read_image(i) for i in ids]
-        for image_id, results in zip(ids, predictor(images), strict=True):
-            evaluator.process(image_id, results)
+        for image_id, results in zip(ids, predictor(images, options), strict=True):
+            mapped = [
+                {**r, "category_id": to_dataset[r["category_id"]]} for r in results if r["category_id"] in to_dataset
+            ]
+            evaluator.process(image_id, mapped)
     return evaluator.evaluate()
 
 
-def format_summary(metrics: dict[str, float]) -> str:
-    """A compact AP table: one row per IoU type, columns AP, AP50, AP75, APs, APm, APl."""
+def format_summary(metrics: Metrics) -> str:
+    """A compact AP table: one row per IoU type, columns AP, AP50, AP75, APs, APm, APl; "-" where absent."""
     lines = ["       " + "".join(f"{n:>8}" for n in STAT_NAMES)]
     for iou_type in ("bbox", "segm"):
-        lines.append(f"{iou_type:<7}" + "".join(f"{metrics.get(f'{iou_type}_{n}', 0.0):8.2f}" for n in STAT_NAMES))
+        values = (metrics.get(f"{iou_type}_{n}") for n in STAT_NAMES)
+        lines.append(f"{iou_type:<7}" + "".join(f"{'-':>8}" if v is None else f"{v:8.2f}" for v in values))
     return "\n".join(lines)

@@ -134,10 +134,10 @@ class EvalHook(HookBase):
     Every rank calls `evaluate` (it may gather results across ranks); the model is put back in train mode.
     """
 
-    def __init__(self, out_dir: Path, period: int, evaluate: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, out_dir: Path, period: int, evaluate: Callable[[], dict[str, float | None]]) -> None:
         self.path = out_dir / "eval.jsonl"
         self.period, self.evaluate = period, evaluate
-        self.last: dict[str, float] = {}
+        self.last: dict[str, float | None] = {}
         self._done_at = -1
 
     def _run(self) -> None:

@@ -3,6 +3,10 @@
 `run(config)` is what each worker executes (alone, under `--nproc N`, or under torchrun). It returns a small
 summary (final iteration, last lr, a digest of the parameters) that the launcher collects from every rank;
 the tests use it to check that all ranks end with identical parameters.
+
+The data (training set and `--val` set) is loaded and validated once, up front, by `load_data`, before a
+model is built or a worker started: `maskrcnn train --nproc N` validates in the launching process and hands
+the checked sets to its workers, so that bad data stops the run with one line and its warnings print once.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +33,10 @@ from . import checkpoint, distributed
 from .config import TrainConfig
 from .data import CocoDetection, TrainingView, collate
 from .engine import Trainer, build_optimizer, lr_lambda
-from .evaluate import COCOEvaluator, run_inference
+from .evaluate import MAX_DETECTIONS, COCOEvaluator, run_inference, warn_capped
 from .hooks import CheckpointHook, EvalHook, MetricsHook
 from .sampler import ResumableBatchSampler
+from .validate import warn_untrainable
 
 log = logging.getLogger(__name__)
 FINAL_WEIGHTS = "model_final.safetensors"
@@ -72,13 +78,48 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(config: TrainConfig) -> dict[str, Any]:
-    """Train as this process's rank; returns {iteration, lr, base_lr, params_sha256, images_per_s, rank, ...}."""
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """The validated training set, and the validation set with its categories matched to the training set's."""
+
+    train: CocoDetection
+    val: CocoDetection | None
+
+
+def load_data(config: TrainConfig) -> TrainData:
+    """Load and validate `config.data` and `config.val` (DataError: the run cannot start). Under torchrun every
+    rank loads its own copy; only rank 0 logs the data warnings."""
+    quiet = not distributed.env_info().is_main
+    data_log = logging.getLogger("trainer.data")
+    level = data_log.level
+    if quiet:
+        data_log.setLevel(logging.ERROR)
+    try:
+        train = CocoDetection(config.data)
+        warn_untrainable(train.coco, train.source)
+        val = None
+        if config.val:
+            val = CocoDetection(config.val, category_ids=train.category_ids, class_names=train.class_names)
+            warn_capped(val.coco, MAX_DETECTIONS, val.source)
+    finally:
+        data_log.setLevel(level)
+    return TrainData(train, val)
+
+
+def run(config: TrainConfig, data: TrainData | None = None) -> dict[str, Any]:
+    """Train as this process's rank; returns {iteration, lr, base_lr, params_sha256, images_per_s, rank, ...}.
+
+    data: the sets `load_data` returned (loaded here when None).
+    """
+    configure_logging()
     device_name = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     info, device = distributed.setup(device_name)
     try:
-        summary = _run(config, info, device)
+        summary = _run(config, data if data is not None else load_data(config), info, device)
     except BaseException:
         distributed.abort()  # no barrier: the other ranks may never get there
         raise
@@ -86,12 +127,12 @@ def run(config: TrainConfig) -> dict[str, Any]:
     return summary
 
 
-def _run(config: TrainConfig, info: distributed.DistInfo, device: torch.device) -> dict[str, Any]:
+def _run(config: TrainConfig, data: TrainData, info: distributed.DistInfo, device: torch.device) -> dict[str, Any]:
     if info.distributed and device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.world_size))
     out = Path(config.out)
     per_worker = config.per_worker_batch(info.world_size)
-    dataset = CocoDetection(config.data)
+    dataset = data.train
     overrides: dict[str, Any] = {
         "num_classes": len(dataset.category_ids),
         "class_names": dataset.class_names,
@@ -149,13 +190,12 @@ def _run(config: TrainConfig, info: distributed.DistInfo, device: torch.device) 
     metrics_hook = MetricsHook(out, config.log_period)
     trainer.register(CheckpointHook(out, config.checkpoint_period, config.keep_checkpoints), metrics_hook)
     eval_hook = None
-    if config.val:
-        val = CocoDetection(config.val, category_ids=model_config.category_ids)
-        eval_dir = out / "eval"
+    if data.val is not None:
+        val = data.val
+        evaluator = COCOEvaluator(val.coco, info, output=out / "eval" / "coco_results.json")
 
-        def evaluate() -> dict[str, float]:
+        def evaluate() -> dict[str, float | None]:
             predictor = Predictor(model, device, channels_last=False)
-            evaluator = COCOEvaluator(val.coco, info, output=eval_dir / "coco_results.json")
             return run_inference(predictor, val, evaluator, info, limit=config.eval_images)
 
         eval_hook = EvalHook(out, config.eval_period, evaluate)

@@ -123,11 +123,25 @@ def test_bad_data_raises_one_image_error_naming_the_file(data: bytes, formats: t
     assert raised.value.kind == kind
 
 
+def test_probe_of_a_path_reads_the_header_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(_encode(_scene(60, 40), "JPEG", exif=_exif(6)))
+    header = image.probe(path)
+    assert (header.width, header.height, header.format, header.orientation) == (40, 60, "JPEG", 6)
+    with pytest.raises(ImageError, match=r"missing\.png: cannot read"):
+        image.probe(tmp_path / "missing.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="the file is empty"):
+        image.probe(tmp_path / "empty.png")
+
+
 def test_pixel_cap_is_checked_on_the_header_before_decoding() -> None:
-    bomb = _png16(10_000, 8_000, 1, 0)[:33] + b"\x00\x00\x00\x00IEND\xaeB`\x82"  # header only: no pixel data
-    with pytest.raises(ImageError, match="10000x8000 exceeds the cap") as raised:
-        image.decode(bomb, max_pixels=40_000_000)
-    assert raised.value.kind == "too_many_pixels"
+    for width, height in ((10_000, 8_000), (12_000, 12_000)):  # under, and over, Pillow's own warning (89 MP)
+        bomb = _png16(width, height, 1, 0)[:33] + b"\x00\x00\x00\x00IEND\xaeB`\x82"  # header only: no pixel data
+        for read in (image.decode, image.probe):
+            with pytest.raises(ImageError, match=f"{width}x{height} exceeds the cap") as raised:
+                read(bomb, max_pixels=40_000_000)
+            assert raised.value.kind == "too_many_pixels"
     # A WebP's canvas is allocated when Pillow opens it (two of them, 4 bytes per pixel each): the size is
     # read from the file's first chunk before that. VP8X canvas 16384 x 16384 = 268 MP.
     vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00" + (16383).to_bytes(3, "little") * 2

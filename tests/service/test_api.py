@@ -147,6 +147,7 @@ BAD_UPLOADS = [
     ("gif", encode(Image.new("RGB", (8, 8)), "GIF"), 415, "unsupported_format"),
     ("tiff", encode(Image.new("RGB", (8, 8)), "TIFF"), 415, "unsupported_format"),
     ("bomb 30000x30000", _png_header(30_000, 30_000), 413, "too_many_pixels"),
+    ("bomb 12000x12000, between Pillow's warning and its error", _png_header(12_000, 12_000), 413, "too_many_pixels"),
     ("bomb beyond Pillow's guard", _png_header(100_000, 100_000), 413, "too_many_pixels"),
     ("sliver", encode(Image.new("RGB", (1000, 4)), "PNG"), 422, "bad_aspect_ratio"),
 ]

@@ -1,9 +1,10 @@
 """Two CPU workers (gloo) through the elastic launcher: same parameters on both ranks, linear lr scaling,
-checkpoint + --resume, and final weights that `models.weights.load` reads."""
+checkpoint + --resume, final weights that `models.weights.load` reads, and a worker's data error as one line."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,19 @@ def test_two_workers_train_identically_checkpoint_and_resume(
     model = model_weights.load(tmp_path / FINAL_WEIGHTS)
     assert params_digest(model) == summary["params_sha256"]
     assert checkpoint.latest(tmp_path).name == "checkpoint_0000003.pt"
+
+
+def test_image_failing_to_decode_in_a_worker_process_is_one_line_and_exit_2(
+    tiny_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Headers are fine (checked up front in the launcher), pixel data is cut: each worker that meets it prints
+    one line and exits 2; no worker's or launcher's traceback reaches the user."""
+    root = tmp_path / "truncated"
+    shutil.copytree(tiny_data, root)
+    for path in (root / "images").iterdir():
+        path.write_bytes(path.read_bytes()[:600])
+    assert cli.train(_argv(root, tmp_path / "out", 2)) == 2
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("maskrcnn train:")]
+    assert lines and all(line.endswith("truncated or corrupt image data") for line in lines), err
+    assert "Traceback" not in err
