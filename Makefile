@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test test-client test-oldest bench lint format clean
+.PHONY: setup serve test test-client test-oldest bench lint format clean smoke-docker
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.precision --random-weights
 	$(BIN)/python -m bench.batching
 	$(BIN)/python -m bench.serving
+
+# The Docker image built and served by docker-compose (CPU variant), a photo through /detect, everything torn
+# down again (docker/smoke-test.sh). Root, docker.io, docker-compose, debootstrap; ~7 min on 2 cores: not in `make test`.
+smoke-docker: $(STAMP)
+	docker/smoke-test.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
