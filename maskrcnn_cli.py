@@ -16,6 +16,8 @@ COMMANDS = {
     "train": ("trainer.cli", "train", "train on COCO-format data"),
     "evaluate": ("trainer.cli", "evaluate", "COCOeval a model on COCO-format data"),
     "synth": ("trainer.cli", "synth", "write a synthetic COCO-format data set"),
+    "plot": ("trainer.cli", "plot", "draw a training run's loss and AP curves into a PNG"),
+    "weights": ("models.zoo_cli", "main", "list, pull or convert pretrained checkpoints"),
 }
 
 

@@ -33,7 +33,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MASKRCNN_", extra="ignore")
 
-    weights: Path | None = Field(None, description="our .safetensors or a torchvision COCO .pth; default: the demo")
+    weights: Path | None = Field(
+        None,
+        description="our .safetensors, a torchvision COCO .pth, or a pulled checkpoint's name "
+        "(maskrcnn weights list); default: the demo",
+    )
     device: str = Field("auto", description="auto (GPU when there is one, else CPU), cpu or cuda:N")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     max_batch_size: int | None = Field(
@@ -94,8 +98,26 @@ class Settings(BaseSettings):
         return self
 
     def weights_path(self) -> Path:
-        """The configured weights, else the demo model shipped in the repo."""
-        return self.weights if self.weights is not None else DEMO_WEIGHTS
+        """The configured weights, else the demo model shipped in the repo.
+
+        A bare name that is no file here (`maskrcnn_resnet50_fpn`) and names a checkpoint of `models.zoo` resolves
+        to its file in torch's checkpoint cache; serving never downloads. Raises models.weights.WeightsError when
+        such a name is not pulled yet (or not servable).
+        """
+        if self.weights is None:
+            return DEMO_WEIGHTS
+        if _may_be_name(self.weights):
+            from models import zoo
+
+            try:
+                return zoo.resolve(str(self.weights))
+            except KeyError:
+                pass  # not a checkpoint name: a path that is not there, which loading reports as such
+        return self.weights
+
+    def is_demo(self) -> bool:
+        """Whether the weights are the demo model shipped in the repo (service.config.DEMO_WEIGHTS)."""
+        return self.weights is None or self.weights.resolve() == DEMO_WEIGHTS.resolve()
 
     def resolved_max_batch_size(self, device: str) -> int:
         """max_batch_size, or the default for the device's type (cpu, cuda)."""
@@ -110,3 +132,8 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _may_be_name(path: Path) -> bool:
+    """A bare word with no folder or suffix, and no such file: maybe a checkpoint name (checked by models.zoo)."""
+    return len(path.parts) == 1 and not path.suffix and not path.exists()

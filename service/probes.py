@@ -1,18 +1,27 @@
-"""Operational routes: liveness, readiness, model card, Prometheus metrics, OpenAPI and its docs page."""
+"""Operational routes: liveness, readiness, model card, a sample image, Prometheus metrics, OpenAPI and its docs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .auth import require_api_key
 from .batcher import unavailable
 from .deps import EngineDep, MetricsDep, SettingsDep
 from .schemas import ERROR_RESPONSES, Category, ModelInfo, Status
+
+# One `maskrcnn synth` image (seed 7, image 4; palette PNG) on which the demo model finds its shapes.
+SAMPLE_IMAGE = Path(__file__).resolve().parent / "static" / "sample.png"
+DEMO_DESCRIPTION = (
+    "the demo model: detects four synthetic shapes (circle, square, triangle, star), trained on `maskrcnn synth` "
+    "images; for real objects serve COCO weights: `maskrcnn weights pull maskrcnn_resnet50_fpn` then "
+    "`MASKRCNN_WEIGHTS=maskrcnn_resnet50_fpn maskrcnn serve`"
+)
 
 open_router = APIRouter(tags=["probes"])
 router = APIRouter(dependencies=[Depends(require_api_key)], responses={401: ERROR_RESPONSES[401]})
@@ -36,8 +45,11 @@ async def readyz(request: Request) -> Status:
     "/v1/model", response_model=ModelInfo, responses={503: ERROR_RESPONSES[503]}, tags=["model"], summary="Model card"
 )
 async def model_info(engine: EngineDep, settings: SettingsDep) -> ModelInfo:
+    demo = settings.is_demo()
     return ModelInfo(
         name=engine.name,
+        description=DEMO_DESCRIPTION if demo else describe(engine.config),
+        demo=demo,
         architecture=engine.config.to_dict(),
         classes=[Category(id=cat, name=name) for cat, name in engine.categories()],
         device=engine.device,
@@ -45,6 +57,24 @@ async def model_info(engine: EngineDep, settings: SettingsDep) -> ModelInfo:
         weights_sha256=engine.sha256,
         max_batch_size=settings.resolved_max_batch_size(engine.device),
     )
+
+
+@router.get(
+    "/v1/sample",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}, "description": "a synthetic shapes image to try"}},
+    tags=["model"],
+    summary="A sample image to try the demo model on",
+)
+async def sample() -> FileResponse:
+    return FileResponse(SAMPLE_IMAGE, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+
+def describe(config: Any) -> str:
+    """'Mask R-CNN, resnet50 FPN (v1), 80 classes' from the ModelConfig in the weights file."""
+    names = config.class_names[1:] if config.class_names else ()
+    classes = sum(1 for name in names if name != "N/A") if names else config.num_classes - 1
+    return f"Mask R-CNN, {config.backbone} FPN ({config.variant}), {classes} classes"
 
 
 @router.get(

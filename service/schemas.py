@@ -86,6 +86,8 @@ class Category(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
+    description: str = Field(description="what the model is: the demo's note, else architecture and classes")
+    demo: bool = Field(description="whether this is the demo model shipped in the repo (synthetic shapes)")
     architecture: dict[str, Any] = Field(description="the ModelConfig stored in the weights file")
     classes: list[Category] = Field(description="detectable classes (background excluded)")
     device: str

@@ -1,4 +1,5 @@
-"""`maskrcnn train | evaluate | synth`: argument parsing only; the work lives in train.py, evaluate.py, synth.py.
+"""`maskrcnn train | evaluate | synth | plot`: argument parsing only; the work lives in train.py, scoring.py,
+synth.py, plot.py.
 
 Each function takes argv (without the subcommand) and returns the exit status: 0, or 2 with one line
 "maskrcnn <command>: <message>" on stderr for data that cannot be used (`DataError`), also when a DataLoader
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "assets" / "demo.safetensors"
 DATA_HELP = "directory with annotations.json (or one instances*.json) and images/"
 DATA_ERROR_EXIT = 2
-MODEL_MAX_DETECTIONS = 100  # models.config.InferenceOptions caps detections_per_img here
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -148,25 +148,33 @@ def evaluate(argv: list[str]) -> int:
         metavar="N",
         help="detections scored per image (COCOeval's maxDets, default 100 as in COCO); the model returns up to 100",
     )
+    p.add_argument("--per-category", metavar="FILE", help="write per-category bbox and segm AP (.json or .csv)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from models.weights import WeightsError
 
+    from . import per_category
     from .evaluate import format_summary
+    from .scoring import score_model, score_results_file
 
     try:
+        if args.per_category:
+            per_category.check_path(args.per_category)  # before the run, not after it
         if args.results:
-            metrics, tables = _score_results_file(
+            metrics, evaluator = score_results_file(
                 Path(args.data), Path(args.results), Path(args.output), args.max_detections
             )
         else:
-            metrics, tables = _score_model(args)
+            metrics, evaluator = score_model(args)
     except (DataError, WeightsError) as exc:
         print(f"maskrcnn evaluate: {one_line(exc)}", file=sys.stderr)
         return 2
-    for iou_type, table in tables.items():
+    for iou_type, table in evaluator.tables.items():
         print(f"IoU type {iou_type}:\n{table}")
     print(format_summary(metrics))
+    if args.per_category:
+        table = per_category.rows(evaluator.coco_gt, evaluator.per_category)
+        print(f"per-category AP: {per_category.write(args.per_category, table)}", file=sys.stderr)
     print(json.dumps(metrics))
     return 0
 
@@ -178,54 +186,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _score_model(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    """(metrics, COCOeval's printed tables) of the model in `args.weights` on the validated set `args.data`."""
-    from models import weights
-    from models.config import InferenceOptions
-    from models.inference import Predictor
-
-    from .data import CocoDetection
-    from .evaluate import COCOEvaluator, run_inference, warn_capped
-
-    model = weights.load(args.weights)
-    ids = model.config.category_ids or tuple(range(model.config.num_classes))
-    dataset = CocoDetection(args.data, category_ids=ids, class_names=model.config.class_names)
-    returned = min(args.max_detections, MODEL_MAX_DETECTIONS)
-    if args.max_detections > MODEL_MAX_DETECTIONS:
-        logging.getLogger(__name__).warning(
-            "--max-detections %d: the model returns at most %d detections per image", args.max_detections, returned
-        )
-    warn_capped(dataset.coco, returned, dataset.source)
-    evaluator = COCOEvaluator(dataset.coco, output=Path(args.output), max_detections=args.max_detections)
-    predictor = Predictor(model, args.device, args.precision)
-    options = InferenceOptions(detections_per_img=returned)
-    metrics = run_inference(
-        predictor, dataset, evaluator, limit=args.limit, batch_size=args.batch_size, options=options
-    )
-    return metrics, evaluator.tables
-
-
-def _score_results_file(
-    data: Path, results: Path, output: Path, max_detections: int
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """(metrics, COCOeval's printed tables) of a results file on the validated ground truth of `data`."""
-    from .data import CocoDetection
-    from .evaluate import COCOEvaluator, warn_capped
-    from .results import load_results
-
-    ground_truth = CocoDetection(data)
-    coco = ground_truth.coco
-    warn_capped(coco, max_detections, ground_truth.source)
-    detections = load_results(results, coco)
-    evaluator = COCOEvaluator(coco, output=output, max_detections=max_detections)
-    by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in coco.imgs}
-    for d in detections:
-        by_image[d["image_id"]].append(d)
-    for image_id, dets in by_image.items():
-        evaluator.process(image_id, dets)
-    return evaluator.evaluate(), evaluator.tables
-
-
 def synth(argv: list[str]) -> int:
     from .synth import SynthConfig, write_dataset
 
@@ -233,7 +193,30 @@ def synth(argv: list[str]) -> int:
     p.add_argument("out_dir")
     p.add_argument("--images", type=int, default=SynthConfig.images)
     p.add_argument("--seed", type=int, default=SynthConfig.seed)
+    p.add_argument("--min-side", type=_positive, default=SynthConfig.min_side, help="smallest image side (pixels)")
+    p.add_argument("--max-side", type=_positive, default=SynthConfig.max_side, help="largest image side (pixels)")
     args = p.parse_args(argv)
-    path = write_dataset(args.out_dir, SynthConfig(images=args.images, seed=args.seed))
+    if args.max_side < args.min_side:
+        p.error(f"--max-side {args.max_side} is below --min-side {args.min_side}")
+    config = SynthConfig(images=args.images, seed=args.seed, min_side=args.min_side, max_side=args.max_side)
+    path = write_dataset(args.out_dir, config, show_progress=True)
     print(f"wrote {args.images} images and {path}")
+    return 0
+
+
+def plot(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="maskrcnn plot", description="Draw a training run's loss and AP curves (metrics.csv, eval.jsonl)."
+    )
+    p.add_argument("run_dir", help="the --out directory of maskrcnn train")
+    p.add_argument("--out", help="PNG to write (default: RUN_DIR/curves.png)")
+    args = p.parse_args(argv)
+    from .plot import PlotError, plot_run
+
+    try:
+        path = plot_run(args.run_dir, args.out)
+    except PlotError as exc:
+        print(f"maskrcnn plot: {one_line(exc)}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
     return 0

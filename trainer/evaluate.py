@@ -32,6 +32,8 @@ from models.inference import Predictor
 
 from .data import CocoDetection
 from .distributed import DistInfo, all_gather_objects
+from .per_category import per_category_ap
+from .progress import progress
 
 log = logging.getLogger(__name__)
 data_log = logging.getLogger("trainer.data")  # warnings about the data, muted on non-main ranks like the others
@@ -71,6 +73,7 @@ class COCOEvaluator:
         self.output = output
         self.max_detections = max_detections
         self.tables: dict[str, str] = {}
+        self.per_category: dict[str, dict[int, float | None]] = {}  # iou type -> {category id: AP or None}
         self.reset()
 
     def reset(self) -> None:
@@ -114,6 +117,7 @@ class COCOEvaluator:
             ev.params.maxDets = max_dets
             ev.evaluate()
             ev.accumulate()
+            self.per_category[iou_type] = per_category_ap(ev)
             # summarize() finds its slots by the values 1, 10, 100 (AP is always read "at 100"): name the three
             # accumulated slots so, then print their real values in the table.
             ev.params.maxDets = [1, 10, 100]
@@ -137,8 +141,11 @@ def run_inference(
     limit: int = 0,
     batch_size: int = 4,
     options: InferenceOptions | None = None,
+    show_progress: bool = False,
 ) -> Metrics:
     """Predict every image (this rank's share of them) and evaluate.
+
+    show_progress: a bar of images scored on stderr when it is a terminal (rank 0 only).
 
     The model reports its own category ids; each result is given the data set's id of the same category
     (`dataset.categories`, matched by name when the ids differ) and dropped when the set has no such category.
@@ -147,6 +154,7 @@ def run_inference(
     evaluator.reset()
     to_dataset = dataset.categories.to_dataset
     indices = list(range(len(dataset)))[: limit or None][dist.rank :: dist.world_size]
+    bar = progress(total=len(indices), desc="evaluate", unit="image", enabled=show_progress and dist.is_main)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         ids = [dataset.image_ids[i] for i in chunk]
@@ -156,6 +164,8 @@ def run_inference(
                 {**r, "category_id": to_dataset[r["category_id"]]} for r in results if r["category_id"] in to_dataset
             ]
             evaluator.process(image_id, mapped)
+        bar.update(len(chunk))
+    bar.close()
     return evaluator.evaluate()
 
 

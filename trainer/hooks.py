@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checkpoint
+from .progress import TERSE, NoBar, progress, say
 
 if TYPE_CHECKING:
     from .engine import Trainer
@@ -62,9 +63,12 @@ class CheckpointHook(HookBase):
 
 
 class MetricsHook(HookBase):
-    """Progress line (loss, lr, images/s, ETA) every `period` iterations, and every iteration's losses in a CSV.
+    """Progress (loss, lr, images/s, ETA) every `period` iterations, and every iteration's losses in a CSV.
 
-    Images/s counts the global batch over wall time since the previous log line, so data loading is included.
+    On a terminal (rank 0) a tqdm bar advances every iteration and shows these numbers in its postfix; elsewhere
+    (CI, a file, a pipe) a plain `iter N/M ...` line is printed instead. Images/s counts the global batch over
+    wall time since the previous report, so data loading is included. `last_report` holds the latest report's
+    numbers ({"iter", "lr", "images_per_s", "loss", "loss_*"}) for other hooks (TensorBoard) to read.
     """
 
     def __init__(self, out_dir: Path, period: int, stream: Any = None) -> None:
@@ -77,10 +81,20 @@ class MetricsHook(HookBase):
         self._tick = 0.0
         self._tick_iter = 0
         self.images_per_s = 0.0
+        self.last_report: dict[str, float] = {}
+        self._bar: Any = NoBar()
 
     def before_train(self) -> None:
         t = self.trainer
         self._tick, self._tick_iter = time.perf_counter(), t.start_iter
+        self._bar = progress(
+            total=t.max_iter,
+            initial=t.start_iter,
+            desc="train",
+            stream=self.stream,
+            enabled=t.dist.is_main,
+            bar_format=TERSE,  # the postfix has the loss, lr, images/s and ETA
+        )
         if t.dist.is_main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             kept = _rows_until(self.path, t.start_iter) if t.start_iter > 0 else []
@@ -100,6 +114,7 @@ class MetricsHook(HookBase):
                 if self._file.tell() == 0:
                     self._writer.writeheader()
             self._writer.writerow(row)
+        self._bar.update(1)
         if t.iter % self.period == 0 or t.iter == t.max_iter:
             self._report()
 
@@ -112,18 +127,28 @@ class MetricsHook(HookBase):
         self._tick, self._tick_iter = now, t.iter
         mean = {k: sum(r[k] for r in self._window) / len(self._window) for k in t.last_losses}
         self._window.clear()
+        self.last_report = {"iter": t.iter, "lr": t.step_lr, "images_per_s": self.images_per_s, **mean}
         if t.dist.is_main:
-            losses = " ".join(f"{k.removeprefix('loss_')}={v:.3f}" for k, v in mean.items() if k != "loss")
-            print(
-                f"iter {t.iter}/{t.max_iter}  loss {mean.get('loss', 0):.3f} ({losses})  lr {t.step_lr:.5f}  "
-                f"{self.images_per_s:.2f} img/s  eta {_duration(eta)}",
-                file=self.stream,
-                flush=True,
-            )
+            loss, lr = mean.get("loss", 0), t.step_lr
+            if not isinstance(self._bar, NoBar):
+                self._bar.set_postfix_str(
+                    f"loss {loss:.3f}, lr {lr:.2e}, {self.images_per_s:.2f} img/s, eta {_duration(eta)}"
+                )
+                if t.iter == t.max_iter:
+                    self._bar.close()  # before the end-of-run log lines
+            else:
+                losses = " ".join(f"{k.removeprefix('loss_')}={v:.3f}" for k, v in mean.items() if k != "loss")
+                print(
+                    f"iter {t.iter}/{t.max_iter}  loss {loss:.3f} ({losses})  lr {lr:.5f}  "
+                    f"{self.images_per_s:.2f} img/s  eta {_duration(eta)}",
+                    file=self.stream,
+                    flush=True,
+                )
             if self._file is not None:
                 self._file.flush()
 
     def after_train(self) -> None:
+        self._bar.close()
         if self._file is not None:
             self._file.close()
 
@@ -138,17 +163,17 @@ class EvalHook(HookBase):
         self.path = out_dir / "eval.jsonl"
         self.period, self.evaluate = period, evaluate
         self.last: dict[str, float | None] = {}
-        self._done_at = -1
+        self.done_at = -1  # the iteration of the last evaluation
 
     def _run(self) -> None:
         t = self.trainer
-        if self._done_at == t.iter:
+        if self.done_at == t.iter:
             return
         metrics = self.evaluate()
         t.model.train()
-        self.last, self._done_at = metrics, t.iter
+        self.last, self.done_at = metrics, t.iter
         if t.dist.is_main:
-            print(f"eval at iter {t.iter}: " + json.dumps(metrics), file=sys.stderr, flush=True)
+            say(f"eval at iter {t.iter}: " + json.dumps(metrics), sys.stderr)
             with self.path.open("a") as f:
                 f.write(json.dumps({"iter": t.iter, **metrics}) + "\n")
 

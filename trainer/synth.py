@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from .progress import progress
+
 CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 
 
@@ -133,13 +135,17 @@ def annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int) -
     }
 
 
-def write_dataset(out_dir: str | Path, config: SynthConfig) -> Path:
-    """Write `out_dir/images/*.png` and `out_dir/annotations.json`; returns the annotations path."""
+def write_dataset(out_dir: str | Path, config: SynthConfig, show_progress: bool = False) -> Path:
+    """Write `out_dir/images/*.png` and `out_dir/annotations.json`; returns the annotations path.
+
+    show_progress: a bar of images written on stderr, when it is a terminal (`progress.progress`).
+    """
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     images, annotations = [], []
-    for image_id in range(1, config.images + 1):
+    ids = range(1, config.images + 1)
+    for image_id in progress(ids, total=config.images, desc="synth", unit="image", enabled=show_progress):
         pixels, instances = render(rng, config)
         name = f"{image_id:06d}.png"
         Image.fromarray(pixels).save(out / "images" / name)

@@ -36,6 +36,7 @@ from .engine import Trainer, build_optimizer, lr_lambda
 from .evaluate import MAX_DETECTIONS, COCOEvaluator, run_inference, warn_capped
 from .hooks import CheckpointHook, EvalHook, MetricsHook
 from .sampler import ResumableBatchSampler
+from .tensorboard import TensorBoardHook
 from .validate import warn_untrainable
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,7 @@ def _run(config: TrainConfig, data: TrainData, info: distributed.DistInfo, devic
 
         eval_hook = EvalHook(out, config.eval_period, evaluate)
         trainer.register(eval_hook)
+    trainer.register(TensorBoardHook(out, metrics_hook, eval_hook))  # after both: it reads their results
     trainer.train()
     if info.is_main:
         model_weights.save(model, out / FINAL_WEIGHTS, half=config.half_weights)

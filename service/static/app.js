@@ -87,6 +87,7 @@ async function loadModel() {
     const model = await api("/v1/model");
     const names = model.classes.map((c) => c.name).join(", ");
     $("model").textContent = `Model ${model.name} on ${model.device} detects ${model.classes.length} classes: ${names}.`;
+    $("model-description").textContent = model.description ?? "";
     renderCategories(model.classes);
     if (!state.file) setStatus("Choose an image to detect objects in it.");
   } catch (error) {
@@ -158,6 +159,18 @@ function show(result, bitmap) {
   }));
   $("detections").hidden = false;
   render();
+}
+
+/** Fetch the server's sample image (a synthetic shapes scene) and detect in it like an uploaded file. */
+async function detectSample() {
+  try {
+    const response = await fetch("/v1/sample", { headers: authHeaders() });
+    if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, "no sample image");
+    const blob = await response.blob();
+    detect(new File([blob], "sample.png", { type: "image/png" }));
+  } catch (error) {
+    showError(error);
+  }
 }
 
 // ---- filter and draw ----
@@ -282,6 +295,7 @@ function main() {
     const file = event.target.files[0];
     if (file) detect(file);
   });
+  $("sample").addEventListener("click", detectSample);
   $("threshold").addEventListener("input", render);
   // Redraw when the displayed size changes (rotation, window resize), so labels keep their screen size.
   new ResizeObserver(() => state.base && drawOverlay(visibleDetections())).observe($("overlay"));
