@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import models
-from bench.pipeline import machine_description
+from bench.pipeline import machine_description, publish
 from models import InferenceOptions, weights
 from models.inference import Predictor
 from models.structures import Detections
@@ -130,10 +130,7 @@ def main() -> None:
         f"{r['mixed_groups'] / r['mixed_padded']:.2f}x the time of the padded one.",
         "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    with args.results.open("a") as f:
-        f.write("\n" + report)
+    publish(lines, args.results)
 
 
 if __name__ == "__main__":

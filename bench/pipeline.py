@@ -230,10 +230,7 @@ def main() -> None:
         ips = f"{batch / stats['tv']['median']:.2f} vs {batch / stats['ours']['median']:.2f} img/s"
         _row(report, f"end to end {precision}, batch {batch} ({ips})", stats, note)
 
-    report("")
-    print(f"appending to {args.results}")
-    with args.results.open("a") as f:
-        f.write("\n".join(lines) + "\n\n")
+    publish(lines, args.results, echo=False)
 
 
 def _row(report: Callable[[str], None], what: str, stats: dict, note: str) -> None:
@@ -243,6 +240,16 @@ def _row(report: Callable[[str], None], what: str, stats: dict, note: str) -> No
         f"| {what} | {tv['median'] * 1000:.0f} ms | {ours['median'] * 1000:.0f} ms | "
         f"**{tv['median'] / ours['median']:.1f}x** | {tv['peak'] / mib:.0f} / {ours['peak'] / mib:.0f} MiB | {note} |"
     )
+
+
+def publish(lines: list[str], results: Path, echo: bool = True) -> None:
+    """Print a report (unless already printed line by line) and append it to bench/RESULTS.md as one section."""
+    report = "\n".join(lines).strip("\n")
+    if echo:
+        print(report)
+    print(f"appended to {results}")
+    with results.open("a") as f:
+        f.write("\n" + report + "\n")
 
 
 def machine_description(device: torch.device) -> str:

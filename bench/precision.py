@@ -30,6 +30,7 @@ from bench.pipeline import (
     load_photo,
     machine_description,
     mask_agreement,
+    publish,
     random_weight_models,
     torchvision_pipeline,
 )
@@ -53,9 +54,7 @@ def main() -> None:
     device = torch.device(args.device)
     reduced = "bf16" if device.type == "cpu" else "fp16"
     lines = random_weights(device, reduced) if args.random_weights else trained(args, device, reduced)
-    print("\n".join(lines))
-    with args.results.open("a") as f:
-        f.write("\n".join(lines) + "\n\n")
+    publish(lines, args.results)
 
 
 def random_weights(device: torch.device, reduced: str) -> list[str]:

@@ -28,7 +28,7 @@ import httpx
 import torch
 
 import models
-from bench.pipeline import machine_description
+from bench.pipeline import machine_description, publish
 from models import InferenceOptions, weights
 from models.inference import Predictor, coco_results
 from models.postprocess import paste_masks
@@ -178,10 +178,7 @@ def main() -> None:
         f"{batched:.2f} img/s | **{batched / single:.2f}x** |",
         "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    with args.results.open("a") as f:
-        f.write("\n" + report)
+    publish(lines, args.results)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +72,36 @@ def encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **kwargs)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def serve_process(weights: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A real `maskrcnn serve` process on a free port (settings from MASKRCNN_* `env`), ready: (process, url).
+
+    Its stdout and stderr go to one pipe the test may read after stopping it; it is killed if still alive.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maskrcnn_cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "MASKRCNN_WEIGHTS": str(weights), "MASKRCNN_DEVICE": "cpu", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not get ready"
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 import torch
 from safetensors.torch import save_file
-from service_helpers import ROOT, LiveServer, free_port, photo_bytes
+from service_helpers import LiveServer, free_port, photo_bytes, serve_process
 
 import models
 from service import cli
@@ -131,33 +129,7 @@ def test_disconnected_client_frees_its_slot(tiny_weights: Path, monkeypatch: pyt
 
 
 def test_sigterm_drains_the_request_in_flight(tiny_weights: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MASKRCNN_WEIGHTS": str(tiny_weights),
-        "MASKRCNN_DEVICE": "cpu",
-        "MASKRCNN_MAX_BATCH_WAIT_MS": "3000",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "maskrcnn_cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with serve_process(tiny_weights, MASKRCNN_MAX_BATCH_WAIT_MS="3000") as (proc, url):
         result: dict[str, httpx.Response] = {}
         thread = threading.Thread(
             target=lambda: result.setdefault(
@@ -173,9 +145,6 @@ def test_sigterm_drains_the_request_in_flight(tiny_weights: Path) -> None:
         assert proc.wait(30) in (0, -15)  # uvicorn re-raises SIGTERM after its graceful shutdown
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/healthz")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def _serve_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], weights: str | None) -> str:

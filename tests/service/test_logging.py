@@ -3,28 +3,12 @@ the server's log (a real `maskrcnn serve` process, its output read whole after a
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from service_helpers import ROOT, free_port, photo_bytes
-
-
-def _wait_ready(proc: subprocess.Popen, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not get ready"
-        time.sleep(0.1)
+from service_helpers import photo_bytes, serve_process
 
 
 def _hang_up_while_queued(port: int) -> None:
@@ -41,27 +25,14 @@ def _hang_up_while_queued(port: int) -> None:
 
 
 def test_timeouts_and_hang_ups_are_counted_and_never_logged_as_errors(tiny_weights: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MASKRCNN_WEIGHTS": str(tiny_weights),
-        "MASKRCNN_DEVICE": "cpu",
+    settings = {
         "MASKRCNN_MAX_BATCH_SIZE": "8",
         "MASKRCNN_MAX_BATCH_WAIT_MS": "1500",  # a lone request waits 1.5 s for batch-mates ...
         "MASKRCNN_REQUEST_TIMEOUT_S": "0.8",  # ... but its deadline comes first: 504
         "MASKRCNN_LOG_LEVEL": "info",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "maskrcnn_cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(proc, url)
+    with serve_process(tiny_weights, **settings) as (proc, url):
+        port = int(url.rsplit(":", 1)[1])
         for _ in range(2):
             response = httpx.post(f"{url}/detect", files={"image": photo_bytes()}, timeout=30)
             assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
@@ -74,9 +45,6 @@ def test_timeouts_and_hang_ups_are_counted_and_never_logged_as_errors(tiny_weigh
         assert 'maskrcnn_rejections_total{reason="disconnected"} 2.0' in metrics, metrics
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert "model demo" not in output  # this is the tiny model's log, started and stopped cleanly
     assert " 504 " in output  # the access log still shows each one, at INFO
     for bad in ("ERROR", "CRITICAL", "Traceback", "never retrieved", "CancelledError"):
