@@ -25,8 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         lines = [f"  {name:<9} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
-        print("usage: maskrcnn COMMAND [options]\n\ncommands:\n" + "\n".join(lines), file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        asked = bool(argv) and argv[0] in ("-h", "--help")  # asked for: stdout, status 0; a usage error: stderr, 2
+        print(
+            "usage: maskrcnn COMMAND [options]\n\ncommands:\n" + "\n".join(lines),
+            file=sys.stdout if asked else sys.stderr,
+        )
+        return 0 if asked else 2
     module_name, function, _ = COMMANDS[argv[0]]
     try:
         module = importlib.import_module(module_name)

@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             batcher.start()
             warmup = asyncio.create_task(_warm_up(app, engine, executor, metrics))
             yield
+            app.state.stopping = True  # a warm-up still running must not declare the app ready any more
             app.state.ready = False
             metrics.ready.set(0)
             await batcher.close()  # uvicorn has finished in-flight requests; drain what is still queued
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     budget = app.state.decode_budget = DecodeBudget(settings.decode_memory_bytes)
     metrics.watch_decodes(lambda: budget.in_use, lambda: budget.peak, budget.total)
     app.state.engine, app.state.batcher, app.state.ready, app.state.fatal = None, None, False, False
+    app.state.stopping = False
     # The CLI replaces this with its uvicorn server's should_exit; embedded elsewhere, SIGTERM ourselves.
     app.state.request_exit = lambda: os.kill(os.getpid(), signal.SIGTERM)
     errors.install(app)
@@ -118,6 +120,8 @@ async def _warm_up(app: FastAPI, engine: Engine, executor: ThreadPoolExecutor, m
         log.critical("warm-up failed, shutting down: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         app.state.fatal = True
         app.state.request_exit()
+        return
+    if app.state.stopping:  # e.g. uvicorn could not bind its port: shutting down before it ever served
         return
     app.state.ready = True
     metrics.ready.set(1)

@@ -4,8 +4,9 @@ With --url it sends each image to a running service through the SDK; without, it
 (the `maskrcnn` package: --weights, or the demo model). Either way every image gives a `DetectResult`.
 Writes to --out (default ./detections): detections.json (COCO results, each with image_id), images.json (a
 COCO dataset skeleton they load into: `COCO("images.json").loadRes("detections.json")`), and with --overlay
-one `<stem>.overlay.png` per image. Bad input (no such file, server unreachable, an image the model or the
-server refuses) prints one line on stderr and exits 2.
+one `<stem>.overlay.png` per image. An image the model or the server refuses (not an image, too large, ...)
+is skipped with one line on stderr and the run goes on: exit status 1 when some were skipped, 2 when all were.
+Bad input for the run as a whole (no such file, server unreachable, a wrong key) prints one line and exits 2.
 
 The `maskrcnn-client` console script (`main`) is the same over HTTP only: it needs --url.
 """
@@ -54,23 +55,44 @@ def _progress(paths: list[Path]) -> Iterator[Path]:
     return iter(paths)
 
 
+class Skipped(Exception):
+    """Some images were refused and skipped; the others' results were written (the message says where)."""
+
+
+def _refused(exc: Exception) -> bool:
+    """An error about one image (the server or the model refuses it), not about the whole run."""
+    if isinstance(exc, MaskRCNNError):
+        return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403)
+    return isinstance(exc, ValueError)  # in-process: models.image.ImageError
+
+
 def _run(args: argparse.Namespace, detect_one: Callable[[Path], DetectResult], categories: list[Category]) -> str:
+    """The summary line; raises Skipped (some refused) or InputError (all refused, or a run-wide failure)."""
     paths = expand(args.paths, args.recursive)
     writer = CocoWriter(args.out)
-    overlays = 0
+    overlays, skipped = 0, 0
     for path in _progress(paths):
         try:
             result = detect_one(path)
-        except MaskRCNNError as exc:
-            raise InputError(f"{path}: {exc}") from None
+        except (MaskRCNNError, ValueError) as exc:
+            if not _refused(exc):
+                raise InputError(f"{path}: {exc}") from None
+            skipped += 1
+            print(f"{args.prog}: skipped {path}: {exc}", file=sys.stderr)
+            continue
         writer.add(path, result)
         if args.overlay:
             args.out.mkdir(parents=True, exist_ok=True)
             result.overlay(path).save(writer.overlay_path(path))
             overlays += 1
+    if skipped == len(paths):
+        raise InputError(f"no image could be read ({skipped} skipped)")
     detections, images = writer.write(categories)
     extra = f", {overlays} overlays" if args.overlay else ""
-    return f"{len(paths)} images, {len(writer.detections)} detections -> {detections}, {images}{extra}"
+    summary = f"{len(paths) - skipped} images, {len(writer.detections)} detections -> {detections}, {images}{extra}"
+    if skipped:
+        raise Skipped(f"{summary}; {skipped} skipped")
+    return summary
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,6 +121,7 @@ def _in_process(args: argparse.Namespace) -> str:
 
 def _main(argv: list[str], prog: str, local: bool) -> int:
     args = _parser(prog, local).parse_args(argv)
+    args.prog = prog
     if not args.url and not local:
         print(
             f"{prog}: in-process detection needs the `maskrcnn` package (maskrcnn detect); pass --url URL",
@@ -107,6 +130,9 @@ def _main(argv: list[str], prog: str, local: bool) -> int:
         return 2
     try:
         summary = _over_http(args) if args.url else _in_process(args)
+    except Skipped as partial:
+        print(f"{prog}: {partial}")
+        return 1
     except (InputError, MaskRCNNError, ImportError, OSError, ValueError) as exc:
         # ValueError covers the model package's ImageError and WeightsError: bad input, one line.
         print(f"{prog}: {exc}", file=sys.stderr)
@@ -117,7 +143,7 @@ def _main(argv: list[str], prog: str, local: bool) -> int:
 
 def detect(argv: list[str]) -> int:
     """`maskrcnn detect` (the dispatcher's entry): in-process without --url, HTTP with it. Returns the exit
-    status: 0, or 2 on bad input."""
+    status: 0; 1 when some images were refused and skipped; 2 on bad input (or when every image was refused)."""
     return _main(argv, "maskrcnn detect", local=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,23 +13,12 @@ from .inputs import ImageInput, to_pil
 if TYPE_CHECKING:
     from .results import DetectResult
 
-PALETTE = (
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (0, 128, 128),
-)
-
 
 def colour(category_id: int) -> tuple[int, int, int]:
-    """A fixed colour per category, so that one class keeps its colour across images."""
-    return PALETTE[category_id % len(PALETTE)]
+    """A fixed colour per category (golden-ratio hues): the same as the service's /visualize and web page, so
+    that one class looks the same everywhere."""
+    r, g, b = colorsys.hsv_to_rgb((category_id * 0.618033988749895) % 1.0, 0.75, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
 
 
 def draw(result: DetectResult, image: ImageInput, alpha: float = 0.5) -> Image.Image:

@@ -87,7 +87,7 @@ async function loadModel() {
     const model = await api("/v1/model");
     const names = model.classes.map((c) => c.name).join(", ");
     $("model").textContent = `Model ${model.name} on ${model.device} detects ${model.classes.length} classes: ${names}.`;
-    $("model-description").textContent = model.description ?? "";
+    showDescription($("model-description"), model.description ?? "");
     renderCategories(model.classes);
     if (!state.file) setStatus("Choose an image to detect objects in it.");
   } catch (error) {
@@ -305,3 +305,16 @@ function main() {
 }
 
 main();
+
+// The model card's description marks commands with `backticks`: show them as <code>, as text nodes only
+// (never innerHTML: the description comes from the server).
+function showDescription(element, text) {
+  element.replaceChildren(
+    ...text.split("`").map((part, i) => {
+      if (i % 2 === 0) return document.createTextNode(part);
+      const code = document.createElement("code");
+      code.textContent = part;
+      return code;
+    }),
+  );
+}

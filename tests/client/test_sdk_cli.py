@@ -60,14 +60,32 @@ def test_globs_and_files_pick_the_images_named(sdk_server, photo_dir: Path, tmp_
         (["no/such/file.jpg"], "no/such/file.jpg: no such file or folder"),
         (["{photo_dir}/*.gif"], "matches no files"),
         (["{photo_dir}", "--url", "http://127.0.0.1:{port}"], "cannot reach"),
-        (["{photo_dir}/notes.txt", "--url", "{url}"], "422 not_an_image"),
+        (["{photo_dir}/notes.txt", "--url", "{url}"], "no image could be read (1 skipped)"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, sdk_server, photo_dir: Path, tmp_path, capsys) -> None:
     argv = [a.format(photo_dir=photo_dir, port=free_port(), url=sdk_server.url) for a in argv]
     assert maskrcnn_cli.main(["detect", *argv, "--out", str(tmp_path), "--timeout", "2"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("maskrcnn detect: ") and message in err
+    assert err.startswith("maskrcnn detect: ") and message in err.splitlines()[-1]
+    assert len(err.splitlines()) <= 2  # the refused file's own line, then the run's
+
+
+@pytest.mark.parametrize("over_http", [True, False])
+def test_a_refused_image_is_skipped_and_the_others_written(
+    over_http: bool, sdk_server, photo_dir: Path, tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.jpg").write_text("not an image at all")
+    (folder / "b.jpg").write_bytes(next(p for p in sorted(photo_dir.iterdir()) if p.suffix == ".jpg").read_bytes())
+    argv = ["detect", str(folder), "--out", str(tmp_path / "out")] + (["--url", sdk_server.url] if over_http else [])
+    assert maskrcnn_cli.main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("skipped") == 1 and "a.jpg" in captured.err
+    assert "1 images" in captured.out and "1 skipped" in captured.out
+    images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
+    assert [Path(i["file_name"]).name for i in images] == ["b.jpg"]
 
 
 def test_the_client_script_needs_a_url_and_works_with_one(sdk_server, photo: Path, tmp_path: Path) -> None:

@@ -136,3 +136,11 @@ def test_overlay_is_an_image_of_the_input_size_with_something_drawn(result: Dete
 
 def test_decode_masks_of_no_detections_is_empty() -> None:
     assert decode_masks([], 5, 7).shape == (0, 5, 7)
+
+
+def test_overlay_colours_are_the_services_and_the_web_pages() -> None:
+    from maskrcnn_client.overlay import colour
+
+    from service.visualize import color
+
+    assert all(colour(c) == color(c) for c in range(200))

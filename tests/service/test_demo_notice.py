@@ -62,6 +62,8 @@ def test_web_page_shows_the_description_and_detects_in_the_sample(demo_server: L
             page.goto(demo_server.url + "/")
             page.wait_for_function("document.getElementById('model-description').textContent !== ''")
             assert "maskrcnn weights pull maskrcnn_resnet50_fpn" in page.text_content("#model-description")
+            assert "`" not in page.text_content("#model-description")  # commands shown as code, not backticks
+            assert page.locator("#model-description code").count() >= 2
             page.click("#sample")
             page.wait_for_function("document.getElementById('summary').textContent.startsWith('Showing')")
             assert page.locator("#detections tbody tr").count() >= 1
