@@ -105,10 +105,9 @@ def norm_layer(name: str) -> Callable[[int], nn.Module] | None:
 
 def build_backbone(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | None = None) -> BackboneWithFPN:
     """The trunk's norm is `config.trunk_norm` (frozen BatchNorm with ImageNet statistics, as in the paper, by
-    default) unless the caller passes another; v2 adds trainable BatchNorm to the FPN, as torchvision's
-    `maskrcnn_resnet50_fpn_v2` does, and `config.fpn_norm` overrides the variant's choice."""
+    default) unless the caller passes another; the FPN's is `config.fpn_norm` (bn in torchvision's
+    `maskrcnn_resnet50_fpn_v2`, none in v1)."""
     trunk = trunk_norm or norm_layer(config.trunk_norm)
     assert trunk is not None
     body = ResNetTrunk(config.backbone, config.backbone_width, norm_layer=trunk)
-    fpn_norm = norm_layer(config.fpn_norm or ("bn" if config.variant == "v2" else "none"))
-    return BackboneWithFPN(body, config.fpn_channels, fpn_norm)
+    return BackboneWithFPN(body, config.fpn_channels, norm_layer(config.fpn_norm))

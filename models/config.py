@@ -9,28 +9,42 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101"]
+TrunkNorm = Literal["frozen_bn", "bn", "gn"]
+Norm = Literal["none", "bn", "gn"]
+BoxHead = Literal["mlp", "conv_fc"]
+Pooler = Literal["align"]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that shapes the network; `variant` picks torchvision's v1 or v2 head layout."""
+    """Everything that shapes the network; each field decides one thing. Defaults: torchvision's v1 model.
+
+    torchvision's `maskrcnn_resnet50_fpn_v2` differs from v1 in four fields: rpn_conv_depth=2,
+    box_head="conv_fc", fpn_norm="bn", mask_head_norm="bn" (the `resnet50_fpn_v2` preset).
+    """
 
     num_classes: int = 91  # including background at index 0
-    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | resnet101
-    backbone_width: int = 64  # channels of the stem; 64 is torchvision's ResNet, smaller is a narrow one
-    variant: str = "v1"  # v1: maskrcnn_resnet50_fpn; v2: maskrcnn_resnet50_fpn_v2 (BN in FPN and heads)
+    # Trunk: the ResNet depth (torchvision's resnet18 ... resnet101) and its stem width; 64 is torchvision's
+    # ResNet, smaller is a narrow one.
+    backbone: Backbone = "resnet50"
+    backbone_width: int = 64
+    # The trunk's norm: frozen_bn (ImageNet statistics, the paper's choice with a pretrained trunk; torchvision's
+    # FrozenBatchNorm2d) | bn | gn. A model trained from scratch needs a trainable one.
+    trunk_norm: TrunkNorm = "frozen_bn"
     fpn_channels: int = 256
-    # Normalisation: frozen_bn (ImageNet statistics, the paper's choice with a pretrained trunk) | bn | gn.
-    # A model trained from scratch needs a trainable norm. "" in fpn_norm / mask_head_norm means the variant's
-    # default (v1: none, v2: bn); otherwise none | bn | gn.
-    trunk_norm: str = "frozen_bn"
-    fpn_norm: str = ""
-    mask_head_norm: str = ""
-    # RPN: one anchor size per FPN level (P2-P6), three aspect ratios.
+    # The norm after each FPN conv (torchvision's `FeaturePyramidNetwork(norm_layer=)`): none in v1, bn in v2.
+    fpn_norm: Norm = "none"
+    # RPN: 3x3 convs before the objectness and box convs (torchvision's `RPNHead(conv_depth=)`): 1 in v1, 2 in v2.
+    rpn_conv_depth: int = 1
+    # One anchor size per FPN level (P2-P6), three aspect ratios.
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     rpn_pre_nms_top_n_train: int = 2000
@@ -43,8 +57,14 @@ class ModelConfig:
     rpn_batch_size_per_image: int = 256
     rpn_positive_fraction: float = 0.5
     # RoI heads.
-    pooler: str = "align"  # RoIAlign, the paper's choice
-    box_head_dim: int = 1024  # width of the box MLP
+    pooler: Pooler = "align"  # RoIAlign, the paper's choice (torchvision's MultiScaleRoIAlign)
+    # The box head: mlp = two fc layers (torchvision's TwoMLPHead, v1) | conv_fc = four 3x3 conv+BN, one fc
+    # (torchvision's FastRCNNConvFCHead, v2).
+    box_head: BoxHead = "mlp"
+    box_head_dim: int = 1024  # width of the box head's fc layers
+    # The norm after each of the mask head's 4 convs (torchvision's `MaskRCNNHeads(norm_layer=)`): none in v1, bn
+    # in v2.
+    mask_head_norm: Norm = "none"
     mask_head_dim: int = 256  # channels of the 4 mask FCN convs
     mask_resolution: int = 14  # RoI feature size for the mask head; predicted masks are twice this
     box_fg_iou_thresh: float = 0.5
@@ -67,17 +87,12 @@ class ModelConfig:
     category_ids: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        if self.variant not in ("v1", "v2"):
-            raise ValueError(f"variant must be 'v1' or 'v2', got {self.variant!r}")
-        if self.backbone not in RESNET_LAYERS:
-            raise ValueError(f"backbone must be one of {sorted(RESNET_LAYERS)}, got {self.backbone!r}")
-        if self.trunk_norm not in ("frozen_bn", "bn", "gn"):
-            raise ValueError(f"trunk_norm must be frozen_bn, bn or gn, got {self.trunk_norm!r}")
-        for name in ("fpn_norm", "mask_head_norm"):
-            if getattr(self, name) not in ("", "none", "bn", "gn"):
-                raise ValueError(f"{name} must be '', none, bn or gn, got {getattr(self, name)!r}")
-        if self.pooler != "align":
-            raise ValueError(f"pooler must be 'align', got {self.pooler!r}")
+        for name, allowed in _literal_fields().items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        if self.rpn_conv_depth not in (1, 2):
+            raise ValueError(f"rpn_conv_depth must be 1 or 2; got {self.rpn_conv_depth!r}")
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if self.category_ids and len(self.category_ids) != self.num_classes:
@@ -94,6 +109,13 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@cache
+def _literal_fields() -> dict[str, tuple[Any, ...]]:
+    """The allowed values of each `Literal`-typed field of ModelConfig, read from its type hints."""
+    hints = get_type_hints(ModelConfig)
+    return {name: get_args(hint) for name, hint in hints.items() if get_origin(hint) is Literal}
 
 
 # Blocks per stage and block type of each ResNet depth (torchvision's resnet18 ... resnet101).
@@ -138,7 +160,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     """Named architectures: torchvision's two COCO models, and small ones for tests and the demo."""
     presets: dict[str, dict[str, Any]] = {
         "resnet50_fpn": {},
-        "resnet50_fpn_v2": {"variant": "v2"},
+        "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
         # A few-MB model for unit tests: narrow ResNet-18, small images, few proposals.
         "tiny": {
             "backbone": "resnet18",

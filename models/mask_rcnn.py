@@ -110,10 +110,9 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
     """
     backbone = build_backbone(config, trunk_norm)
     channels = backbone.out_channels
-    v2 = config.variant == "v2"
     anchors = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
     rpn = RegionProposalNetwork(
-        RPNHead(channels, anchors.num_anchors_per_location, conv_depth=2 if v2 else 1),
+        RPNHead(channels, anchors.num_anchors_per_location, conv_depth=config.rpn_conv_depth),
         anchors,
         pre_nms_top_n=(config.rpn_pre_nms_top_n_train, config.rpn_pre_nms_top_n_test),
         post_nms_top_n=(config.rpn_post_nms_top_n_train, config.rpn_post_nms_top_n_test),
@@ -126,7 +125,7 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
     box_resolution = 7
     box_head: nn.Module = (
         ConvFCHead(channels, box_resolution, config.box_head_dim)
-        if v2
+        if config.box_head == "conv_fc"
         else TwoMLPHead(channels * box_resolution**2, config.box_head_dim)
     )
     roi_heads = RoIHeads(
@@ -137,7 +136,7 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         mask_head=MaskRCNNHeads(
             channels,
             config.mask_head_dim,
-            norm_layer=norm_layer(config.mask_head_norm or ("bn" if v2 else "none")),
+            norm_layer=norm_layer(config.mask_head_norm),
         ),
         mask_predictor=MaskRCNNPredictor(config.mask_head_dim, config.mask_head_dim, config.num_classes),
         fg_iou_thresh=config.box_fg_iou_thresh,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -21,7 +22,8 @@ from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 from .config import ModelConfig, preset
 from .mask_rcnn import MaskRCNN, build_model
 
-FORMAT = "maskrcnn/1"
+FORMAT = "maskrcnn/2"  # 2: explicit architecture fields instead of `variant`; files of format 1 are upgraded
+FORMAT_1 = "maskrcnn/1"
 COCO_CATEGORIES: tuple[str, ...] = tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
 _SAFETENSORS_MAX_HEADER = 100_000_000
 
@@ -76,13 +78,39 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: unreadable safetensors file ({exc})") from None
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise WeightsError(f"{path}: safetensors file without maskrcnn metadata (format {metadata.get('format')!r})")
+    file_format = metadata.get("format")
+    if file_format not in (FORMAT, FORMAT_1) or "config" not in metadata:
+        raise WeightsError(f"{path}: safetensors file without maskrcnn metadata (format {file_format!r})")
     try:
-        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+        data = json.loads(metadata["config"])
+        if file_format == FORMAT_1:
+            data = upgrade_format_1(data)
+        config = ModelConfig.from_dict(data)
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: bad model config in metadata: {exc}") from None
     return config, {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
+
+
+def upgrade_format_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A config dict of format 1 in today's fields: `variant` (v1 | v2, default v1) becomes rpn_conv_depth and
+    box_head, and the "" of fpn_norm / mask_head_norm becomes the variant's norm (v1: none, v2: bn).
+
+    Fields that format 1 never had are refused, as unknown keys are by `ModelConfig.from_dict`.
+    """
+    data = dict(data)
+    newer = sorted({"rpn_conv_depth", "box_head"} & set(data))
+    if newer:
+        raise ValueError(f"unknown model config keys {newer} in a file of format {FORMAT_1}")
+    variant = data.pop("variant", "v1")
+    if variant not in ("v1", "v2"):
+        raise ValueError(f"variant must be 'v1' or 'v2', got {variant!r}")
+    v2 = variant == "v2"
+    data["rpn_conv_depth"] = 2 if v2 else 1
+    data["box_head"] = "conv_fc" if v2 else "mlp"
+    for name in ("fpn_norm", "mask_head_norm"):
+        if data.get(name, "") == "":
+            data[name] = "bn" if v2 else "none"
+    return data
 
 
 def _read_torchvision(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
@@ -102,7 +130,10 @@ def _read_torchvision(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
 
 
 def torchvision_config(state: dict[str, Tensor], path: Path | str = "") -> ModelConfig:
-    """Recognise torchvision's maskrcnn_resnet50_fpn (v1) or _v2 from the keys of its state dict."""
+    """Recognise torchvision's maskrcnn_resnet50_fpn (v1) or _v2 from the keys of its state dict.
+
+    v2 has two RPN convs; its other three differences (box_head, fpn_norm, mask_head_norm) come with them.
+    """
     logits = state.get("roi_heads.mask_predictor.mask_fcn_logits.weight")
     if logits is None or "backbone.body.conv1.weight" not in state:
         raise WeightsError(f"{path}: not a Mask R-CNN checkpoint (no mask predictor or ResNet trunk keys)")
@@ -115,12 +146,12 @@ def torchvision_config(state: dict[str, Tensor], path: Path | str = "") -> Model
     names = COCO_CATEGORIES if num_classes == len(COCO_CATEGORIES) else ()
     if not names:
         names = ("__background__", *(f"class_{i}" for i in range(1, num_classes)))
-    return preset(
-        "resnet50_fpn_v2" if v2 else "resnet50_fpn",
-        backbone=depth,
-        num_classes=num_classes,
-        class_names=names,
+    layout = (
+        {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"}
+        if v2
+        else {"rpn_conv_depth": 1, "box_head": "mlp", "fpn_norm": "none", "mask_head_norm": "none"}
     )
+    return preset("resnet50_fpn", backbone=depth, num_classes=num_classes, class_names=names, **layout)
 
 
 def upgrade_torchvision_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:

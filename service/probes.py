@@ -74,7 +74,14 @@ def describe(config: Any) -> str:
     """'Mask R-CNN, resnet50 FPN (v1), 80 classes' from the ModelConfig in the weights file."""
     names = config.class_names[1:] if config.class_names else ()
     classes = sum(1 for name in names if name != "N/A") if names else config.num_classes - 1
-    return f"Mask R-CNN, {config.backbone} FPN ({config.variant}), {classes} classes"
+    return f"Mask R-CNN, {config.backbone} FPN ({_heads(config)}), {classes} classes"
+
+
+def _heads(config: Any) -> str:
+    """v1 or v2 for torchvision's head layouts (RPN conv depth and box head), else the two fields."""
+    layouts = {(1, "mlp"): "v1", (2, "conv_fc"): "v2"}
+    key = (config.rpn_conv_depth, config.box_head)
+    return layouts.get(key, f"rpn_conv_depth={key[0]}, box_head={key[1]}")
 
 
 @router.get(

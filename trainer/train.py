@@ -160,7 +160,10 @@ def _run(config: TrainConfig, data: TrainData, info: distributed.DistInfo, devic
             _say(info, f"--resume: no checkpoint in {out}, starting from iteration 0")
         else:
             state = checkpoint.load(last)
-            if state["model_config"] != model_config.to_dict():
+            saved = state["model_config"]
+            if "variant" in saved:  # saved before weights format 2: upgrade as a format-1 file's config
+                saved = model_weights.upgrade_format_1(saved)
+            if saved != model_config.to_dict():
                 raise ValueError(f"{last}: checkpoint was trained with another model config")
             _say(info, f"resuming from {last} (iteration {int(state['iteration'])})")
     start_iter = int(state["iteration"]) if state else 0

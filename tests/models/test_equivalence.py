@@ -12,7 +12,7 @@ import pytest
 import torch
 from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 
-from models import InferenceOptions, weights
+from models import InferenceOptions, preset, weights
 from models.inference import Predictor
 from models.postprocess import paste_masks
 from tests.conftest import load_photo
@@ -20,6 +20,7 @@ from tests.conftest import load_photo
 pytestmark = pytest.mark.slow
 
 BUILDERS = {"v1": maskrcnn_resnet50_fpn, "v2": maskrcnn_resnet50_fpn_v2}
+PRESETS = {"v1": "resnet50_fpn", "v2": "resnet50_fpn_v2"}
 # v1 also runs a batch of two sizes: each image must get what torchvision gives it alone (a batch of one);
 # torchvision's own batched answer depends on the batch-mates, whose zero padding enters its convolutions.
 PHOTOS = {"v1": ["astronaut.jpg", "coffee.jpg"], "v2": ["astronaut.jpg"]}
@@ -38,7 +39,7 @@ def test_matches_torchvision(variant: str, device: str, tmp_path: Path) -> None:
     checkpoint = tmp_path / "torchvision.pth"
     torch.save(reference.state_dict(), checkpoint)
     ours = weights.load(checkpoint)
-    assert ours.config.variant == variant
+    assert ours.config == preset(PRESETS[variant])
 
     images = [load_photo(name) for name in PHOTOS[variant]]
     with torch.no_grad():

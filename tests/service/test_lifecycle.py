@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from service_helpers import LiveServer, free_port, photo_bytes, serve_process
 
 import models
+from models.weights import FORMAT as WEIGHTS_FORMAT
 from service import cli
 from service import config as service_config
 from service.config import Settings
@@ -176,7 +177,7 @@ def test_cli_refuses_bad_weights_in_one_line(
     save_file(
         {k: v.contiguous() for k, v in small.state_dict().items()},
         str(wrong),
-        {"format": "maskrcnn/1", "config": config},
+        {"format": WEIGHTS_FORMAT, "config": config},
     )
     assert "do not fit" in _serve_error(monkeypatch, capsys, str(wrong))
     checkpoint = tmp_path / "not_maskrcnn.pth"
