@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.precision --random-weights
 	$(BIN)/python -m bench.batching
 	$(BIN)/python -m bench.serving
+	$(BIN)/python -m bench.profile
+	$(BIN)/python -m bench.peers  # needs the bench extra (onnx, onnxruntime, openvino); one line and exit 0 without
 
 # The Docker image built and served by docker-compose (CPU variant), a photo through /detect, everything torn
 # down again (docker/smoke-test.sh). Root, docker.io, docker-compose, debootstrap; ~7 min on 2 cores: not in `make test`.

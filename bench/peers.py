@@ -10,9 +10,10 @@ in, so it is exported once per threshold.
 
 Sides, in one process, taking turns, median of --repeat runs after one warm-up each: torchvision eager (its own
 paste into full images, pycocotools encode, as bench/pipeline.py), ONNX Runtime (CPU provider, its default
-threads), OpenVINO CPU at f32 (`INFERENCE_PRECISION_HINT`) and at its default precision (bf16 where the CPU has
-it), ours fp32 and bf16 (where `torch.ops.mkldnn._is_mkldnn_bf16_supported()`). Agreement of each side with
-torchvision fp32: detection count, same classes, min/mean mask IoU. Appended to bench/RESULTS.md.
+threads, spin-waiting off), OpenVINO CPU at f32 (`INFERENCE_PRECISION_HINT`) and at its default precision
+(bf16 where the CPU has it), ours fp32 and bf16 (where `torch.ops.mkldnn._is_mkldnn_bf16_supported()`).
+Agreement of each side with torchvision fp32: detection count, same classes, min/mean mask IoU. Appended to
+bench/RESULTS.md.
 
     pip install -e '.[bench]'        # onnx, onnxruntime, openvino
     python -m bench.peers            # thresholds 0 and 0.05, 5 runs per side
@@ -108,7 +109,10 @@ def runtime_sides(onnx_path: Path, photo: torch.Tensor) -> dict[str, Side]:
     import openvino as ov
 
     size = (photo.shape[1], photo.shape[2])
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # ORT's pool spin-waits after each run by default, which on a small CPU slows the side that runs next.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     core = ov.Core()
     graph = core.read_model(str(onnx_path))
     ov_f32 = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
