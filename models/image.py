@@ -11,23 +11,23 @@ What every caller gets, whatever the file:
 
 Memory: decoding a W x H image holds at most W x H x `DECODE_BYTES_PER_PIXEL[format]` bytes at once, whatever
 the pixel mode (tests/models/test_image.py measures every mode in a subprocess); `probe` tells it from the
-header, so that a caller can budget concurrent decodes before they start. The decoded image in its own mode (up to
-4 bytes per pixel in Pillow) is converted strip by strip into the 3-byte RGB output, then released; applying
-the orientation copies the RGB output once. No int64 or float temporaries of the whole image are made.
+header, so that a caller can budget concurrent decodes before they start. The decoded image in its own mode
+(up to 4 bytes per pixel in Pillow) is converted strip by strip into the 3-byte RGB output (`models.pixels`),
+then released; applying the orientation copies the RGB output once.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import numpy as np
 import torch
-from PIL import ExifTags, Image
+from PIL import Image
+
+from . import pixels
 
 # Peak memory of `decode` in bytes per pixel, by format: the most measured over every pixel mode the format
 # stores (tests/models/test_image.py prints the table), rounded up. Most modes need 5-7.5: the decoded image
@@ -38,7 +38,6 @@ from PIL import ExifTags, Image
 DECODE_BYTES_PER_PIXEL = {"JPEG": 13, "PNG": 8, "BMP": 8, "WEBP": 17}
 OTHER_BYTES_PER_PIXEL = 9
 MAX_ASPECT_RATIO = 32  # beyond it the resized short side of a small model's input vanishes
-_STRIP_PIXELS = 1 << 16  # pixels converted per step: bounds the temporaries to about half a MB
 
 ErrorKind = Literal[
     "empty_file", "not_an_image", "unsupported_format", "corrupt_image", "too_many_pixels", "bad_aspect_ratio"
@@ -59,16 +58,6 @@ _MAGIC = {
     b"8BPS": "PSD",
     b"qoif": "QOI",
     b"DDS ": "DDS",
-}
-# EXIF orientation -> numpy view of an (H, W, C) array showing it upright (Pillow's exif_transpose, as views).
-_ORIENT = {
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2),
-    6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
-    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
-    8: lambda a: a.transpose(1, 0, 2)[::-1],
 }
 
 
@@ -134,10 +123,10 @@ def decode(
     try:
         _check_size(image.size, max_pixels, max_aspect_ratio, name)
         image.load()
-        orientation = _orientation(image)
+        orientation = pixels.orientation(image)
         if image.fp is not None:  # the source (WebP: a second, decoded copy of the pixels) is no longer needed
             image.fp.close()
-        rgb = _to_rgb(image)
+        rgb = pixels.to_rgb(image)
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -150,8 +139,7 @@ def decode(
     finally:
         image.close()
     del image  # the decoded pixels in their own mode: free them before the orientation copy
-    if orientation in _ORIENT:
-        rgb = np.ascontiguousarray(_ORIENT[orientation](rgb))
+    rgb = pixels.upright(rgb, orientation)
     return DecodedImage(torch.from_numpy(rgb).permute(2, 0, 1), fmt)
 
 
@@ -192,7 +180,7 @@ def _probe(stream: BinaryIO, formats: tuple[str, ...] | None, max_pixels: int | 
     with image:
         _check_size(image.size, max_pixels, None, name)
         try:
-            orientation = _orientation(image) if "exif" in image.info or image.format != "PNG" else 1
+            orientation = pixels.orientation(image) if "exif" in image.info or image.format != "PNG" else 1
         except Exception:  # a broken EXIF block: decode ignores it too
             orientation = 1
         width, height = image.size
@@ -254,47 +242,6 @@ def _check_size(size: tuple[int, int], max_pixels: int | None, max_aspect_ratio:
         raise ImageError(
             "bad_aspect_ratio", f"{name}: {width}x{height} has an aspect ratio beyond {max_aspect_ratio:g}:1"
         )
-
-
-def _orientation(image: Image.Image) -> int:
-    value = image.getexif().get(ExifTags.Base.Orientation, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> uint8 (H, W, 3), converted in horizontal strips into one preallocated array."""
-    width, height = image.size
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    convert = _converter(image)
-    rows = max(1, _STRIP_PIXELS // width)
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
-        out[top:bottom] = convert(image.crop((0, top, width, bottom)) if (top, bottom) != (0, height) else image)
-    return out
-
-
-def _converter(image: Image.Image) -> Callable[[Image.Image], np.ndarray]:
-    """A function: strip of `image` -> uint8 (rows, W, 3), or (rows, W, 1) for gray values to broadcast."""
-    mode = image.mode
-    if mode == "RGB":
-        return np.asarray
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit data (and 32-bit "I" holding values above 255) -> round(v / 257): 65535 -> 255, 257 k -> k.
-        sixteen_bit = mode != "I" or image.getextrema()[1] > 255  # type: ignore[index, operator]
-        top = 65535 if sixteen_bit else 255
-
-        def gray(strip: Image.Image) -> np.ndarray:
-            values = np.clip(np.asarray(strip), 0, top).astype(np.uint32)
-            if sixteen_bit:
-                values = (values + 128) // 257
-            return values.astype(np.uint8)[..., None]
-
-        return gray
-    if mode == "F":
-        return lambda strip: np.clip(np.rint(np.asarray(strip)), 0, 255).astype(np.uint8)[..., None]
-    if mode == "P" and "transparency" in image.info:
-        return lambda strip: np.asarray(strip.convert("RGBA").convert("RGB"))
-    return lambda strip: np.asarray(strip.convert("RGB"))
 
 
 def sniff(data: bytes) -> str | None:
