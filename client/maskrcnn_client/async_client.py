@@ -16,17 +16,9 @@ from .retry import DEFAULT_MAX_RETRIES, Budget
 
 
 class AsyncClient:
-    """A connection pool to one service, for asyncio. Same arguments, methods and errors as `Client`:
-    `async with AsyncClient(url) as client: result = await client.detect("photo.jpg")`.
-
-
-    url: the service's base URL (e.g. http://localhost:8000). api_key: sent as `Authorization: Bearer`.
-    timeout: seconds for a whole call, all attempts and retry waits included (one budget: no retry is made
-    whose wait would pass it; each attempt gets the remaining budget as its httpx connect/read/write
-    timeout, and running out raises APITimeoutError).
-    max_retries: retries after a connection error, a 503 or a 504, waiting Retry-After (capped at 30 s) when
-    the server sent one, else min(0.5 * 2**n, 8) s with jitter; other 4xx and 500 are never retried
-    (see `retry`). Use as a context manager, or call close().
+    """A connection pool to one service, for asyncio. Same arguments, methods, time budget, retries and errors
+    as `Client` (see its docstring): `async with AsyncClient(url) as client: result = await client.detect(...)`.
+    Use as an async context manager, or call aclose().
     """
 
     def __init__(
