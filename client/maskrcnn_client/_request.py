@@ -60,12 +60,6 @@ def batch_call(images: Sequence[ImageInput], params: dict[str, Any]) -> Call:
     return Call("POST", "/detect/batch", params, [("images", to_upload(img, i)) for i, img in enumerate(images)])
 
 
-def transport_error(exc: httpx.HTTPError, url: str) -> errors.APIConnectionError:
-    if isinstance(exc, httpx.TimeoutException):
-        return errors.APITimeoutError(f"no answer from {url} within the call's time budget ({type(exc).__name__})")
-    return errors.APIConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}")
-
-
 def checked(response: httpx.Response) -> httpx.Response:
     """The response itself when it is a success; raises its `errors` class otherwise."""
     if response.status_code >= 400:

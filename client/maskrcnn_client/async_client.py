@@ -93,14 +93,6 @@ class AsyncClient:
                     timeout=max(budget.remaining(), 0.001),
                 )
                 return _request.checked(response) if check else response
-            except httpx.HTTPError as exc:
-                error: MaskRCNNError = _request.transport_error(exc, self.url)
-                cause: BaseException = exc
-            except MaskRCNNError as exc:
-                error, cause = exc, exc
-            wait = budget.next_wait(error)
-            if wait is None:
-                if error is cause:
-                    raise error
-                raise error from cause
+            except (httpx.HTTPError, MaskRCNNError) as failure:
+                wait = budget.wait_or_raise(failure, self.url)
             await asyncio.sleep(wait)

@@ -15,6 +15,8 @@ import random
 import time
 from dataclasses import dataclass
 
+import httpx
+
 from .errors import APIConnectionError, APITimeoutError, GatewayTimeoutError, MaskRCNNError, UnavailableError
 
 log = logging.getLogger("maskrcnn_client")
@@ -53,6 +55,22 @@ class Budget:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
+    def wait_or_raise(self, failure: BaseException, url: str) -> float:
+        """Seconds to sleep before the next attempt after `failure` (an httpx transport error or a
+        MaskRCNNError from the answer); raises the SDK's error for it when no retry is to be made."""
+        if isinstance(failure, MaskRCNNError):
+            error = failure
+        elif isinstance(failure, httpx.HTTPError):
+            error = transport_error(failure, url)
+        else:
+            raise failure
+        wait = self.next_wait(error)
+        if wait is None:
+            if error is failure:
+                raise error
+            raise error from failure
+        return wait
+
     def next_wait(self, error: MaskRCNNError) -> float | None:
         """Seconds to sleep before retrying after `error`, or None when it must be raised: not retryable, out
         of retries, or the wait would pass the deadline."""
@@ -65,3 +83,10 @@ class Budget:
         self.attempt += 1
         log.info("retry %d/%d in %.2f s after %s", self.attempt, self.max_retries, wait, error)
         return wait
+
+
+def transport_error(exc: httpx.HTTPError, url: str) -> APIConnectionError:
+    """The SDK's error for a failed transfer: APITimeoutError when the budget ran out, else APIConnectionError."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"no answer from {url} within the call's time budget ({type(exc).__name__})")
+    return APIConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}")

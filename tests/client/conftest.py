@@ -7,25 +7,20 @@ tests ask for at most 10 to keep masks and JSON small.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "service"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "client"))
 
-from service_helpers import CLASS_NAMES, FIXTURES, LiveServer
+from service_helpers import FIXTURES, LiveServer, save_tiny_model, server_factory
 
-import models
-from models import weights
 from service.config import Settings
 
 PHOTOS = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg")
@@ -34,28 +29,14 @@ SIZE = (160, 120)
 
 @pytest.fixture(scope="session")
 def sdk_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = models.build_model(models.preset("tiny", class_names=CLASS_NAMES))
-    path = tmp_path_factory.mktemp("sdk_weights") / "tiny.safetensors"
-    weights.save(model, path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("sdk_weights") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="session")
 def make_sdk_server(sdk_weights: Path) -> Iterator[Callable[..., LiveServer]]:
     """make_sdk_server(**settings) -> a started LiveServer; all are stopped at the end of the session."""
-    started: list[LiveServer] = []
-
-    def make(**overrides: Any) -> LiveServer:
-        settings = Settings(**{"weights": sdk_weights, "device": "cpu", "max_batch_wait_ms": 5, **overrides})
-        server = LiveServer(settings).start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        with contextlib.suppress(Exception):
-            server.stop()
+    with server_factory(weights=sdk_weights, device="cpu", max_batch_wait_ms=5) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")

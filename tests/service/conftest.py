@@ -7,46 +7,25 @@ are generated with Pillow in memory.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from service_helpers import CLASS_NAMES, FIXTURES, LiveServer, encode
-
-import models
-from models import weights
-from service.config import Settings
+from service_helpers import FIXTURES, LiveServer, encode, save_tiny_model, server_factory
 
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = models.build_model(models.preset("tiny", class_names=CLASS_NAMES))
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    weights.save(model, path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="session")
 def make_server(tiny_weights: Path) -> Iterator[Callable[..., LiveServer]]:
-    """make_server(**settings) -> a started LiveServer; all are stopped at the end of the session."""
-    started: list[LiveServer] = []
-
-    def make(wait_ready: bool = True, **overrides: Any) -> LiveServer:
-        settings = Settings(**{"weights": tiny_weights, "device": "cpu", "max_batch_wait_ms": 10, **overrides})
-        server = LiveServer(settings).start(wait_ready=wait_ready)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        with contextlib.suppress(Exception):
-            server.stop()
+    """make_server(wait_ready=True, **settings) -> a started LiveServer; all stopped at the end of the session."""
+    with server_factory(weights=tiny_weights, device="cpu", max_batch_wait_ms=10) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")

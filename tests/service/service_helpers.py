@@ -64,6 +64,37 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
 
+def save_tiny_model(path: Path) -> Path:
+    """The tiny preset (seed 0, CLASS_NAMES) saved at `path`: the model every live-server test serves."""
+    import torch
+
+    import models
+    from models import weights
+
+    torch.manual_seed(0)
+    weights.save(models.build_model(models.preset("tiny", class_names=CLASS_NAMES)), path)
+    return path
+
+
+@contextlib.contextmanager
+def server_factory(**defaults: Any) -> Iterator[Any]:
+    """make(wait_ready=True, **settings) -> a started LiveServer (Settings from `defaults` then `settings`);
+    every server made is stopped when the block ends."""
+    started: list[LiveServer] = []
+
+    def make(wait_ready: bool = True, **overrides: Any) -> LiveServer:
+        server = LiveServer(Settings(**{**defaults, **overrides})).start(wait_ready=wait_ready)
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
 def photo_bytes(name: str = "chelsea.jpg") -> bytes:
     return (FIXTURES / name).read_bytes()
 
