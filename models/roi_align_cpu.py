@@ -7,7 +7,7 @@ feature-map rows: with the features viewed as a [N*H*W, C] table (a free view of
 bilinear corners of a bin's sample points are row indices and their weights (torchvision's
 `pre_calc_for_bilinear_interpolate`, roi_align_common.h) are the bag weights of `F.embedding_bag(mode="sum")`,
 whose CPU kernel reads whole channel rows with SIMD on all threads. bf16 / fp16 features are converted to
-float32 only for the rows that some bin reads.
+float32 only for the band of map rows (y) between the first and the last that some sample point reads.
 
 Bilinear weights separate into a row factor and a column factor (both zero when the sample point falls
 outside [-1, H] x [-1, W]), so each is computed once per (RoI, bin row, sample) and per (RoI, bin column,
@@ -159,16 +159,9 @@ def _pool(table: Tensor, geo: _Geometry, batch: Tensor, grid_h: int, grid_w: int
     weight = wy[:, :, None, :, None] * wx[:, None, :, None, :]
     index = index.reshape(k * out_h * out_w, -1)
     weight = weight.reshape(k * out_h * out_w, -1)
-    if table.dtype != torch.float32:
-        table, index = _float_rows(table, index)
+    if table.dtype != torch.float32:  # float32 copy of the map rows (y) between the first and last one read
+        read = (rows + (batch * h)[:, None, None])[wy != 0]
+        first, last = (int(read.min()), int(read.max())) if read.numel() else (0, 0)
+        table = table[first * w : (last + 1) * w].float()
+        index = index - first * w
     return F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
-
-
-def _float_rows(table: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-    """Only the rows that `index` reads, as float32, and `index` renumbered into them."""
-    used = torch.zeros(table.shape[0], dtype=torch.bool)
-    used[index.flatten()] = True
-    rows = torch.where(used)[0]
-    renumber = torch.empty(table.shape[0], dtype=torch.int64)
-    renumber[rows] = torch.arange(rows.numel())
-    return table.index_select(0, rows).float(), renumber[index]
