@@ -63,20 +63,20 @@ def roi_align(
     batch = rois[:, 0].to(torch.int64)
     if bool(((batch < 0) | (batch >= n)).any()):
         raise ValueError(f"roi_align: box batch indices must be in [0, {n}), got {batch.min()}..{batch.max()}")
-    table = input.detach().permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when channels-last
     geometry = _Geometry(rois, (h, w), (out_h, out_w), spatial_scale, aligned)
+    table, first = _table(input.detach(), geometry, batch)
     if sampling_ratio > 0:
-        out = _pool(table, geometry, batch, sampling_ratio, sampling_ratio)
+        out = _pool(table, first, geometry, batch, sampling_ratio, sampling_ratio)
         return out.view(k, out_h, out_w, c).permute(0, 3, 1, 2)
     out = input.new_zeros((k, out_h * out_w, c), dtype=torch.float32)
-    grid_h = torch.ceil(geometry.size_h / out_h).clamp(min=0).to(torch.int64)
-    grid_w = torch.ceil(geometry.size_w / out_w).clamp(min=0).to(torch.int64)
+    grid_h = torch.ceil(geometry.size_h / out_h).nan_to_num(0.0, 0.0, 0.0).clamp(min=0).to(torch.int64)
+    grid_w = torch.ceil(geometry.size_w / out_w).nan_to_num(0.0, 0.0, 0.0).clamp(min=0).to(torch.int64)
     grids = torch.stack([grid_h, grid_w], dim=1)
     for gh, gw in torch.unique(grids, dim=0).tolist():  # adaptive grids: one gather per distinct grid
         if gh == 0 or gw == 0:
             continue  # no sample points: torchvision outputs zeros
         sel = torch.where((grid_h == gh) & (grid_w == gw))[0]
-        pooled = _pool(table, geometry.select(sel), batch[sel], gh, gw)
+        pooled = _pool(table, first, geometry.select(sel), batch[sel], gh, gw)
         out[sel] = pooled.view(sel.numel(), out_h * out_w, c)
     return out.view(k, out_h, out_w, c).permute(0, 3, 1, 2)
 
@@ -148,20 +148,40 @@ def _axis(start: Tensor, size: Tensor, bins: int, grid: int, extent: int, scale:
     return index, weight
 
 
-def _pool(table: Tensor, geo: _Geometry, batch: Tensor, grid_h: int, grid_w: int) -> Tensor:
-    """Bins of RoIs sharing one sampling grid: table [N*H*W, C] -> [K * out_h * out_w, C] float32."""
+def _table(input: Tensor, geo: _Geometry, batch: Tensor) -> tuple[Tensor, int]:
+    """The map as float32 rows [rows * W, C] and the first map row (of N*H) it holds.
+
+    A float32 channels-last map is viewed whole, without a copy. Any other map (NCHW, bf16, fp16, other
+    strides) is copied, transposed and converted in one pass, over only the band of rows between the first
+    and the last that a sample point of some RoI can read.
+    """
+    n, c, h, w = input.shape
+    if input.dtype == torch.float32 and input.is_contiguous(memory_format=torch.channels_last):
+        return input.permute(0, 2, 3, 1).reshape(n * h * w, c), 0
+    ends = torch.stack([geo.start_h, geo.start_h + geo.size_h]).nan_to_num(0.0, 0.0, 0.0)
+    low = ends.min(0).values.floor().clamp(0, h - 1).to(torch.int64) + batch * h
+    high = (ends.max(0).values.floor() + 1).clamp(0, h - 1).to(torch.int64) + batch * h
+    first, last = int(low.min()), int(high.max())
+    band = torch.empty(last + 1 - first, w, c, dtype=torch.float32)
+    for b in range(first // h, last // h + 1):
+        y0, y1 = max(first, b * h), min(last + 1, (b + 1) * h)
+        band[y0 - first : y1 - first].copy_(input[b, :, y0 - b * h : y1 - b * h].permute(1, 2, 0))
+    return band.view(-1, c), first
+
+
+def _pool(table: Tensor, first: int, geo: _Geometry, batch: Tensor, grid_h: int, grid_w: int) -> Tensor:
+    """Bins of RoIs sharing one sampling grid -> [K * out_h * out_w, C] float32.
+
+    table: float32 [rows * W, C], the map rows (of N*H) from `first` on.
+    """
     (h, w), (out_h, out_w) = geo.map_size, geo.bins
     k = batch.shape[0]
     rows, wy = _axis(geo.start_h, geo.size_h, out_h, grid_h, h, 1.0 / (grid_h * grid_w))
     cols, wx = _axis(geo.start_w, geo.size_w, out_w, grid_w, w, 1.0)
-    base = (batch * (h * w))[:, None, None, None, None]
-    index = base + rows[:, :, None, :, None] * w + cols[:, None, :, None, :]  # [K, out_h, out_w, 2gh, 2gw]
+    # Rows with a non-zero weight lie in the table's band; the others (weight 0) are moved into it.
+    last = first + table.shape[0] // w - 1
+    offset = ((rows + (batch * h)[:, None, None]).clamp(first, last) - first) * w  # small tensors
+    index = offset[:, :, None, :, None] + cols[:, None, :, None, :]  # [K, out_h, out_w, 2gh, 2gw]
     weight = wy[:, :, None, :, None] * wx[:, None, :, None, :]
-    index = index.reshape(k * out_h * out_w, -1)
-    weight = weight.reshape(k * out_h * out_w, -1)
-    if table.dtype != torch.float32:  # float32 copy of the map rows (y) between the first and last one read
-        read = (rows + (batch * h)[:, None, None])[wy != 0]
-        first, last = (int(read.min()), int(read.max())) if read.numel() else (0, 0)
-        table = table[first * w : (last + 1) * w].float()
-        index = index - first * w
-    return F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
+    bins = k * out_h * out_w
+    return F.embedding_bag(index.view(bins, -1), table, mode="sum", per_sample_weights=weight.view(bins, -1))

@@ -75,6 +75,21 @@ def test_reduced_precision_input_gives_float32_of_its_values(dtype: torch.dtype)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_lone_box_on_a_copied_map_reads_every_row_it_needs() -> None:
+    """NCHW and bf16 maps are copied over the band of rows the boxes read: one box at a time makes it narrow."""
+    x = _features(n=2, c=4, h=30, w=30)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(40):
+        y1, x1 = (torch.rand(2, generator=g) * 20).tolist()
+        h, w = (torch.rand(2, generator=g) * 8 + 0.2).tolist()
+        roi = torch.tensor([[1.0, x1, y1, x1 + w, y1 + h]])
+        for sampling_ratio, aligned in ((2, False), (0, True)):
+            expected = tv_roi_align(x, roi, 7, 1.0, sampling_ratio, aligned)
+            torch.testing.assert_close(roi_align(x, roi, 7, 1.0, sampling_ratio, aligned), expected)
+            half = roi_align(x.half(), roi, 7, 1.0, sampling_ratio, aligned)
+            torch.testing.assert_close(half, tv_roi_align(x.half().float(), roi, 7, 1.0, sampling_ratio, aligned))
+
+
 def test_no_boxes_give_an_empty_output_of_the_right_shape() -> None:
     out = roi_align(_features(c=5), torch.zeros(0, 5), (7, 6), 1 / 4, 2)
     assert out.shape == (0, 5, 7, 6) and out.dtype == torch.float32
