@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -80,14 +81,18 @@ def features(layout: Layout) -> list[Tensor]:
     return [m.bfloat16() for m in maps] if layout.startswith("bf16") else maps
 
 
+@cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers)
+
+
 def split_align(feature: Tensor, rois: Tensor, size: int, scale: float) -> Tensor:
     """torchvision's kernel with the RoIs split across threads (its kernel runs on one core)."""
     threads = torch.get_num_threads()
     if threads == 1 or rois.shape[0] < 64:
         return tv_roi_align(feature, rois, size, scale, 2)
     chunks = rois.chunk(min(threads, rois.shape[0] // 32))
-    with ThreadPoolExecutor(threads) as pool:
-        return torch.cat(list(pool.map(lambda r: tv_roi_align(feature, r, size, scale, 2), chunks)))
+    return torch.cat(list(_pool(threads).map(lambda r: tv_roi_align(feature, r, size, scale, 2), chunks)))
 
 
 def side(align: Align, maps: list[Tensor], rois: list[Tensor], size: int, copy: bool) -> Callable[[], Tensor]:
