@@ -6,8 +6,8 @@ pixels per sample point, and reads only contiguous float32 NCHW. Here every outp
 feature-map rows: with the features viewed as a [N*H*W, C] table (a free view of a channels-last map), the
 bilinear corners of a bin's sample points are row indices and their weights (torchvision's
 `pre_calc_for_bilinear_interpolate`, roi_align_common.h) are the bag weights of `F.embedding_bag(mode="sum")`,
-whose CPU kernel reads whole channel rows with SIMD on all threads. bf16 / fp16 features are converted to
-float32 only for the band of map rows (y) between the first and the last that some sample point reads.
+whose CPU kernel reads whole channel rows with SIMD on all threads. Other maps (NCHW, bf16, fp16) are copied
+to float32 channels-last in one pass, over only the band of map rows (y) that the RoIs' sample points read.
 
 Bilinear weights separate into a row factor and a column factor (both zero when the sample point falls
 outside [-1, H] x [-1, W]), so each is computed once per (RoI, bin row, sample) and per (RoI, bin column,
@@ -18,6 +18,8 @@ torchvision's `roi_align` instead (on a float32 copy of the input), which has a 
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +48,10 @@ def roi_align(
     ceil(roi side / bins), per RoI. aligned: shift the box by -0.5 pixel (Detectron2's ROIAlignV2); when False,
     RoIs are at least 1x1.
     Returns: [K, C, out_h, out_w] float32, in channels-last memory format (call .contiguous() for NCHW).
+    Inference only: under grad mode with an input or boxes that require grad, or off the CPU, the call goes to
+    `torchvision.ops.roi_align` on float32 copies (differentiable; its output is NCHW).
     Raises: ValueError for bad shapes, a batch index outside [0, N) or a non-positive output size; TypeError
-    for another input dtype.
+    for another input dtype or boxes given as a list.
     """
     out_h, out_w = _pair(output_size)
     _check(input, boxes, out_h, out_w)
@@ -63,7 +67,7 @@ def roi_align(
     batch = rois[:, 0].to(torch.int64)
     if bool(((batch < 0) | (batch >= n)).any()):
         raise ValueError(f"roi_align: box batch indices must be in [0, {n}), got {batch.min()}..{batch.max()}")
-    geometry = _Geometry(rois, (h, w), (out_h, out_w), spatial_scale, aligned)
+    geometry = _Geometry.of(rois, (h, w), (out_h, out_w), spatial_scale, aligned)
     table, first = _table(input.detach(), geometry, batch)
     if sampling_ratio > 0:
         out = _pool(table, first, geometry, batch, sampling_ratio, sampling_ratio)
@@ -82,6 +86,8 @@ def roi_align(
 
 
 def _check(input: Tensor, boxes: Tensor, out_h: int, out_w: int) -> None:
+    if not isinstance(boxes, Tensor):
+        raise TypeError("roi_align: boxes must be one Tensor[K, 5] (batch index, x1, y1, x2, y2), not a list")
     if input.dim() != 4:
         raise ValueError(f"roi_align: input must be [N, C, H, W], got shape {tuple(input.shape)}")
     if input.dtype not in _DTYPES:
@@ -92,34 +98,32 @@ def _check(input: Tensor, boxes: Tensor, out_h: int, out_w: int) -> None:
         raise ValueError(f"roi_align: output_size must be positive, got {(out_h, out_w)}")
 
 
+@dataclass(frozen=True)
 class _Geometry:
-    """Per-RoI start and size (float32, input-map pixels), bin counts and the map size, torchvision's rules."""
+    """Per-RoI start and size [K] (float32, map pixels), the map size (H, W) and the bins (out_h, out_w)."""
 
-    def __init__(
-        self,
-        rois: Tensor,
-        map_size: tuple[int, int],
-        bins: tuple[int, int],
-        spatial_scale: float,
-        aligned: bool,
-        _parts: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
-    ):
-        self.map_size, self.bins = map_size, bins
-        if _parts is not None:
-            self.start_h, self.start_w, self.size_h, self.size_w = _parts
-            return
+    start_h: Tensor
+    start_w: Tensor
+    size_h: Tensor
+    size_w: Tensor
+    map_size: tuple[int, int]
+    bins: tuple[int, int]
+
+    @staticmethod
+    def of(rois: Tensor, map_size: tuple[int, int], bins: tuple[int, int], scale: float, aligned: bool) -> _Geometry:
+        """torchvision's rules: the scale rounded to float32, a -0.5 shift when aligned, else at least 1x1."""
         offset = 0.5 if aligned else 0.0
-        scale = torch.tensor(spatial_scale, dtype=torch.float32)  # torchvision rounds the scale to T
-        start_w, start_h = rois[:, 1] * scale - offset, rois[:, 2] * scale - offset
-        end_w, end_h = rois[:, 3] * scale - offset, rois[:, 4] * scale - offset
+        scale_t = torch.tensor(scale, dtype=torch.float32)
+        start_w, start_h = rois[:, 1] * scale_t - offset, rois[:, 2] * scale_t - offset
+        end_w, end_h = rois[:, 3] * scale_t - offset, rois[:, 4] * scale_t - offset
         size_w, size_h = end_w - start_w, end_h - start_h
         if not aligned:  # malformed RoIs forced to 1x1
             size_w, size_h = size_w.clamp(min=1.0), size_h.clamp(min=1.0)
-        self.start_h, self.start_w, self.size_h, self.size_w = start_h, start_w, size_h, size_w
+        return _Geometry(start_h, start_w, size_h, size_w, map_size, bins)
 
     def select(self, idx: Tensor) -> _Geometry:
         parts = (self.start_h[idx], self.start_w[idx], self.size_h[idx], self.size_w[idx])
-        return _Geometry(torch.empty(0), self.map_size, self.bins, 1.0, False, _parts=parts)
+        return _Geometry(*parts, self.map_size, self.bins)
 
 
 def _axis(start: Tensor, size: Tensor, bins: int, grid: int, extent: int, scale: float) -> tuple[Tensor, Tensor]:

@@ -125,6 +125,8 @@ def test_bad_arguments_raise_errors_naming_the_problem() -> None:
         roi_align(x, torch.tensor([[2.0, 0, 0, 5, 5]]), 7, 1.0, 2)
     with pytest.raises(ValueError, match="input must be"):
         roi_align(x[0], torch.zeros(1, 5), 7, 1.0, 2)
+    with pytest.raises(TypeError, match="not a list"):
+        roi_align(x, [torch.zeros(1, 4)], 7, 1.0, 2)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="dtype"):
         roi_align(x.double(), torch.zeros(1, 5), 7, 1.0, 2)
     with pytest.raises(ValueError, match="output_size"):
