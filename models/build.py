@@ -18,12 +18,15 @@ from torch import nn
 from .anchors import AnchorGenerator
 from .backbone import Backbone, build_backbone, norm_layer
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
-from .config import RESNET_LAYERS, ModelConfig
-from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
+from .config import RESNET_LAYERS, MaskHead, ModelConfig
+from .mask_head import MaskRCNNPredictor, fcn_mask_branch
+from .mask_losses import MASK_LOSSES
+from .mask_mlp_head import mlp_mask_branch
 from .mask_rcnn import MaskRCNN
-from .poolers import build_pooler
+from .poolers import FPN_STRIDES, build_pooler
 from .res5_heads import Res5RoIHeads
 from .resnet import init_resnet, make_stage, stage_channels
+from .roi_branch import RoIBranch
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork, RPNHead
 from .transform import ImageTransform
@@ -79,9 +82,7 @@ def _fpn_heads(config: ModelConfig, backbone: Backbone) -> RoIHeads:
         box_roi_pool=build_pooler(config.pooler, BOX_RESOLUTION, strides=strides),
         box_head=box_head,
         box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
-        mask_roi_pool=build_pooler(config.pooler, config.mask_resolution, strides=strides),
-        mask_head=MaskRCNNHeads(channels, config.mask_head_dim, norm_layer=norm_layer(config.mask_head_norm)),
-        mask_predictor=MaskRCNNPredictor(config.mask_head_dim, config.mask_head_dim, config.num_classes),
+        branches=roi_branches(config, channels, strides),
         fg_iou_thresh=config.box_fg_iou_thresh,
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
@@ -89,9 +90,30 @@ def _fpn_heads(config: ModelConfig, backbone: Backbone) -> RoIHeads:
     )
 
 
+def roi_branches(config: ModelConfig, channels: int, strides: tuple[int, ...] = FPN_STRIDES) -> dict[str, RoIBranch]:
+    """The per-detection branches the config asks for, by name (torchvision's "mask", "keypoint"), pooling
+    from maps of these strides (the branch factories build P2-P5 poolers; c5 swaps in one at stride 32)."""
+    branches = {}
+    if config.mask_head != "none":
+        branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels)
+    if strides != FPN_STRIDES:
+        branches = {
+            name: b._replace(roi_pool=build_pooler(config.pooler, b.roi_pool.output_size[0], strides=strides))
+            for name, b in branches.items()
+        }
+    return branches
+
+
+MASK_BRANCHES: dict[MaskHead, Callable[[ModelConfig, int], RoIBranch]] = {
+    "fcn": fcn_mask_branch,
+    "mlp": mlp_mask_branch,
+}
+
+
 def _res5_heads(config: ModelConfig, backbone: Backbone, trunk_norm: Callable[[int], nn.Module] | None) -> Res5RoIHeads:
     """res5 (the trunk's fourth stage, stride 2) on 14x14 RoIs of res4; box predictor and mask predictor on its
-    2048-d output (Detectron2's `Res5ROIHeads`: `_build_res5_block`, `MaskRCNNConvUpsampleHead(num_conv=0)`)."""
+    2048-d output (Detectron2's `Res5ROIHeads`: `_build_res5_block`, `MaskRCNNConvUpsampleHead(num_conv=0)`).
+    mask_head "fcn" is that deconv predictor alone (no mask convs), "none" no mask branch."""
     spec = RESNET_LAYERS[config.backbone]
     norm = trunk_norm or norm_layer(config.trunk_norm)
     assert norm is not None
@@ -102,7 +124,15 @@ def _res5_heads(config: ModelConfig, backbone: Backbone, trunk_norm: Callable[[i
         roi_pool=build_pooler(config.pooler, config.mask_resolution, strides=_roi_strides(backbone)),
         res5=res5,
         box_predictor=FastRCNNPredictor(channels, config.num_classes),
-        mask_predictor=MaskRCNNPredictor(channels, config.mask_head_dim, config.num_classes),
+        mask_predictor=None
+        if config.mask_head == "none"
+        else MaskRCNNPredictor(
+            channels,
+            config.mask_head_dim,
+            config.num_classes,
+            config.mask_resolution,  # res5 halves the RoI, the deconv doubles it back
+            MASK_LOSSES[config.mask_loss](),
+        ),
         fg_iou_thresh=config.box_fg_iou_thresh,
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,

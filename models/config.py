@@ -25,6 +25,8 @@ TrunkNorm = Literal["frozen_bn", "bn", "gn"]
 Norm = Literal["none", "bn", "gn"]
 BoxHead = Literal["mlp", "conv_fc"]
 Pooler = Literal["align"]
+MaskHead = Literal["fcn", "mlp", "none"]
+MaskLoss = Literal["sigmoid", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,13 @@ class ModelConfig:
     # in v2.
     mask_head_norm: Norm = "none"
     mask_head_dim: int = 256  # channels of the 4 mask FCN convs
+    # The mask branch (paper Table 2e): fcn = 4 convs + deconv (models/mask_head.py) | mlp = fc layers
+    # (models/mask_mlp_head.py) | none = no mask branch (e.g. Keypoint R-CNN alone).
+    mask_head: MaskHead = "fcn"
+    mask_mlp_dim: int = 1024  # width of the MLP mask head's two fc layers
+    # Mask probabilities and loss (Table 2b): sigmoid = per-class sigmoid + BCE on the ground-truth class (the
+    # paper's) | softmax = per-pixel softmax over the K classes + multinomial cross-entropy (models/mask_losses.py).
+    mask_loss: MaskLoss = "sigmoid"
     # RoI feature size for the mask head; predicted masks are twice this. c4: the RoI size of both branches
     # before res5 (which halves it), and of the predicted masks (Detectron2's R50-C4: 14).
     mask_resolution: int = 14
@@ -103,6 +112,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
         if self.features == "fpn" and len(self.anchor_sizes) != 5:
             raise ValueError(f"fpn needs one anchor size per level P2-P6 (5); got {len(self.anchor_sizes)}")
+        if self.features == "c4" and self.mask_head == "mlp":
+            raise ValueError("c4 runs res5 as the mask head: mask_head must be 'fcn' (its deconv predictor) or 'none'")
         if self.trunk_stride_in_1x1 and RESNET_LAYERS[self.backbone].block == "basic":
             raise ValueError(f"trunk_stride_in_1x1 needs a bottleneck trunk; {self.backbone} has basic blocks")
         if self.rpn_conv_depth not in (1, 2):

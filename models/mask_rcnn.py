@@ -59,9 +59,10 @@ class MaskRCNN(nn.Module):
         """images: B tensors [3, H_i, W_i] (uint8, or float in [0, 1]) of any sizes -> B Detections.
 
         Boxes come back in each input image's pixels; masks as [N, M, M] probabilities of the predicted
-        class (M = 28; 14 in the C4 design), to be pasted into their boxes by `models.postprocess`. Batch-invariant: each image gets the
-        detections it would get alone, whatever shares the call, because images run in groups of one padded
-        size (`ImageTransform.size_groups`); a batch of images of one size runs as one forward.
+        class (M = 28; 14 in the C4 design), to be pasted into their boxes by `models.postprocess`.
+        Batch-invariant: each image gets the detections it would get alone, whatever shares the call, because
+        images run in groups of one padded size (`ImageTransform.size_groups`); a batch of images of one size
+        runs as one forward.
         """
         opts = (options or InferenceOptions()).resolve(self.config)
         by_index: dict[int, Detections] = {}
@@ -88,8 +89,8 @@ class MaskRCNN(nn.Module):
                     boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i]),
                     scores=out.scores[part],
                     labels=out.labels[part],
-                    masks=None if out.masks is None else out.masks[part],
                     image_size=batch.original_sizes[i],
+                    **self._to_original(out.fields, part, batch.image_sizes[i], batch.original_sizes[i]),
                 )
             )
         return detections
@@ -97,6 +98,18 @@ class MaskRCNN(nn.Module):
     def _roi_features(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         """The maps the RoI heads pool from, finest first (the backbone's `roi_features`)."""
         return {name: features[name] for name in self.backbone.roi_features}
+
+    def _to_original(
+        self, fields: dict[str, Tensor], part: slice, resized: tuple[int, int], original: tuple[int, int]
+    ) -> dict[str, Tensor]:
+        """One image's RoI-branch values, from resized-image to original-image pixels (each branch knows how)."""
+        scale_xy = (original[1] / resized[1], original[0] / resized[0])
+        out = {}
+        for field, values in fields.items():
+            predictor = self.roi_heads.predictor(field)
+            assert predictor is not None
+            out[field] = predictor.to_original(values[part], scale_xy)
+        return out
 
 
 def _slices(counts: list[int]) -> list[slice]:

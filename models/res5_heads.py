@@ -16,15 +16,20 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
-from .mask_head import MaskRCNNPredictor, mask_loss, mask_targets
 from .poolers import MultiLevelRoIAlign, pooling_features
+from .roi_branch import InstancePredictor
 from .roi_heads import Features, RoIPredictions, select_detections
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
 from .structures import Targets
 
 
 class Res5RoIHeads(nn.Module):
-    """A sibling of `RoIHeads` with the same `predict` / `losses` interface, on one map (res4)."""
+    """A sibling of `RoIHeads` with the same `predict` / `losses` / `predictor` interface, on one map (res4).
+
+    mask_predictor: an `InstancePredictor` on res5's [R, 2048, S/2, S/2] features (models/mask_head.py's
+    `MaskRCNNPredictor`, sigmoid or softmax masks), or None for a box-only model. Like Detectron2's
+    `Res5ROIHeads`, it has no keypoint branch.
+    """
 
     def __init__(
         self,
@@ -32,7 +37,7 @@ class Res5RoIHeads(nn.Module):
         roi_pool: MultiLevelRoIAlign,
         res5: nn.Sequential,
         box_predictor: FastRCNNPredictor,
-        mask_predictor: MaskRCNNPredictor,
+        mask_predictor: InstancePredictor | None,
         fg_iou_thresh: float,
         bg_iou_thresh: float,
         batch_size_per_image: int,
@@ -42,11 +47,17 @@ class Res5RoIHeads(nn.Module):
         self.roi_pool = roi_pool
         self.res5 = res5
         self.box_predictor = box_predictor
-        self.mask_predictor = mask_predictor
+        if mask_predictor is not None:
+            self.mask_predictor = mask_predictor
         self.fg_iou_thresh = fg_iou_thresh
         self.bg_iou_thresh = bg_iou_thresh
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+
+    def predictor(self, field: str) -> InstancePredictor | None:
+        """The predictor filling `Detections.<field>` ("masks"), or None when the model has none."""
+        mask: InstancePredictor | None = getattr(self, "mask_predictor", None)
+        return mask if mask is not None and mask.field == field else None
 
     def _shared(self, levels: list[Tensor], boxes: list[Tensor]) -> Tensor:
         """B tensors [R_i, 4] (resized-image pixels) -> res5 features [sum R_i, 2048, S/2, S/2]."""
@@ -64,7 +75,8 @@ class Res5RoIHeads(nn.Module):
         detections_per_img: int,
         with_masks: bool = True,
     ) -> RoIPredictions:
-        """As `RoIHeads.predict`; masks [D, S, S] (S = the RoI size, 14) probabilities of the predicted class."""
+        """As `RoIHeads.predict`; fields["masks"]: [D, S, S] (S = the RoI size, 14) probabilities of the predicted
+        class, unless with_masks is False or the model has no mask branch."""
         levels = pooling_features(features)
         class_logits, box_deltas = self.box_predictor(self._shared(levels, proposals).mean(dim=(2, 3)))
         boxes, scores, labels, counts = select_detections(
@@ -76,15 +88,14 @@ class Res5RoIHeads(nn.Module):
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
         )
-        masks = None
-        if with_masks:
+        fields = {}
+        mask = self.predictor("masks")
+        if with_masks and mask is not None:
             if boxes.shape[0] == 0:
-                size = self.roi_pool.output_size[0]
-                masks = boxes.new_zeros((0, size, size))
+                fields[mask.field] = mask.empty(boxes)
             else:
-                x = self._shared(levels, list(boxes.split(counts)))
-                masks = self.mask_predictor.forward_for_labels(x, labels).float().sigmoid()
-        return RoIPredictions(boxes, scores, labels, masks, counts)
+                fields[mask.field] = mask.predict(self._shared(levels, list(boxes.split(counts))), boxes, labels)
+        return RoIPredictions(boxes, scores, labels, counts, fields)
 
     def losses(
         self,
@@ -119,12 +130,18 @@ class Res5RoIHeads(nn.Module):
         all_labels = torch.cat(labels)
         losses = box_loss(class_logits, box_deltas, all_labels, torch.cat(regression))
 
-        positive = all_labels > 0
-        mask_logits = self.mask_predictor(x[positive])
-        size = mask_logits.shape[-1]
-        gt_masks = [
-            mask_targets(t.masks, r[lab > 0], m[lab > 0], size) if t.masks.numel() else r.new_zeros((0, size, size))
-            for t, r, m, lab in zip(targets, rois, matched, labels, strict=True)
-        ]
-        losses["loss_mask"] = mask_loss(mask_logits, all_labels[positive], torch.cat(gt_masks))
+        mask = self.predictor("masks")
+        if mask is not None:
+            positive = [lab > 0 for lab in labels]
+            mask_targets = [
+                mask.targets(_masks(t), r[p], m[p]) for t, r, m, p in zip(targets, rois, matched, positive, strict=True)
+            ]
+            logits = mask(x[all_labels > 0])
+            losses["loss_mask"] = mask.loss(logits, all_labels[all_labels > 0], torch.cat(mask_targets))
         return losses
+
+
+def _masks(target: Targets) -> Tensor:
+    if target.masks is None:
+        raise ValueError("the model has a mask branch but the training targets have no masks")
+    return target.masks

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import InferenceOptions, Targets, build_model, preset, weights
+from models import InferenceOptions, build_model, preset, weights
 from models.config import ModelConfig
+from tests.scenes import shapes_batch
 
 # (backbone, trunk_stride_in_1x1): torchvision's ResNet (basic blocks) and ResNeXt (bottlenecks), Detectron2's
 # MSRA ResNet. torchvision's ResNet-50 FPN is tests/models/test_equivalence.py's.
@@ -23,19 +24,6 @@ def _config(features: str, backbone: str, stride_in_1x1: bool) -> ModelConfig:
     return preset("tiny", features=features, backbone=backbone, trunk_stride_in_1x1=stride_in_1x1)
 
 
-def _batch() -> tuple[list[torch.Tensor], list[Targets]]:
-    """Two 112x144 images with one filled rectangle each (classes 1 and 3)."""
-    images, targets = [], []
-    for label, (x0, y0, x1, y1) in ((1, (20, 16, 90, 70)), (3, (50, 40, 130, 100))):
-        image = torch.full((3, 112, 144), 0.2)
-        mask = torch.zeros((1, 112, 144), dtype=torch.uint8)
-        mask[0, y0:y1, x0:x1] = 1
-        image[:, mask[0] > 0] = torch.tensor([0.9, 0.3, 0.1])[:, None]
-        images.append(image)
-        targets.append(Targets(torch.tensor([[x0, y0, x1, y1]], dtype=torch.float32), torch.tensor([label]), mask))
-    return images, targets
-
-
 @pytest.mark.parametrize("features", FEATURES)
 @pytest.mark.parametrize(("backbone", "stride_in_1x1"), TRUNKS)
 def test_every_trunk_and_design_trains_infers_and_round_trips(
@@ -43,7 +31,7 @@ def test_every_trunk_and_design_trains_infers_and_round_trips(
 ) -> None:
     torch.manual_seed(0)
     model = build_model(_config(features, backbone, stride_in_1x1))
-    images, targets = _batch()
+    images, targets = shapes_batch()
 
     model.train()
     losses = model(images, targets)
@@ -98,7 +86,7 @@ def test_c4_runs_res5_once_in_training_and_again_on_the_detections_at_inference(
     model = build_model(preset("tiny", features="c4"))
     calls: list[int] = []
     model.roi_heads.res5.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
-    images, targets = _batch()
+    images, targets = shapes_batch()
     model.train()
     model(images, targets)
     assert len(calls) == 1  # the mask loss reuses the positive RoIs' res5 features
@@ -107,3 +95,32 @@ def test_c4_runs_res5_once_in_training_and_again_on_the_detections_at_inference(
     detections = model.predict(images, InferenceOptions(score_thresh=0.0))
     # Both images share one padded size, hence one forward: res5 on the proposals, then on the kept detections.
     assert len(calls) == 2 and calls[1] == sum(len(d) for d in detections) > 0
+
+
+def test_c4_softmax_masks_train_and_infer_through_the_mask_predictor_contract() -> None:
+    torch.manual_seed(0)
+    model = build_model(preset("tiny", features="c4", mask_loss="softmax"))
+    images, targets = shapes_batch()
+    model.train()
+    losses = model(images, targets)
+    assert set(losses) == LOSSES and torch.isfinite(losses["loss_mask"])
+    model.eval()
+    det = model.predict(images, InferenceOptions(score_thresh=0.0))[0]
+    assert det.masks is not None and det.masks.shape == (len(det), 14, 14) and len(det) > 0
+    # Softmax over the classes, the predicted class's channel: every pixel a probability.
+    assert ((det.masks >= 0) & (det.masks <= 1)).all()
+
+
+def test_c4_without_a_mask_branch_has_no_mask_keys_loss_or_masks() -> None:
+    model = build_model(preset("tiny", features="c4", mask_head="none"))
+    assert not any(key.startswith("roi_heads.mask") for key in model.state_dict())
+    images, targets = shapes_batch()
+    model.train()
+    assert set(model(images, targets)) == LOSSES - {"loss_mask"}
+    model.eval()
+    assert all(det.masks is None for det in model.predict(images, InferenceOptions(score_thresh=0.0)))
+
+
+def test_c4_refuses_the_mlp_mask_head() -> None:
+    with pytest.raises(ValueError, match="c4 runs res5 as the mask head: mask_head must be 'fcn'"):
+        ModelConfig(features="c4", mask_head="mlp")
