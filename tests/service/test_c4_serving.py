@@ -19,6 +19,7 @@ def test_tiny_c4_weights_load_and_detect_with_masks(tmp_path: Path) -> None:
     with server_factory(weights=path, device="cpu", max_batch_wait_ms=10) as make, make().client() as client:
         card = client.get("/v1/model").json()
         assert card["architecture"]["features"] == "c4"
+        assert card["description"] == "Mask R-CNN, resnet18 C4 (v1), 4 classes"
         response = client.post("/detect", files={"image": ("upload", photo_bytes())}, params={"score_threshold": 0.0})
     assert response.status_code == 200, response.text
     body = response.json()
