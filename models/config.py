@@ -18,8 +18,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnext101_32x8d"]
 # Which maps the heads read (the paper's section 3.1, "Network Architecture"): fpn = P2-P6 for the RPN, P2-P5 for
-# RoIAlign; c4 = res4 (stride 16) for both, with res5 as the RoI head (Detectron2's `Res5ROIHeads`); c5 = res5
-# (stride 32) for both, with the FPN heads (the paper's Table 2d).
+# RoIAlign; c4 = res4 (stride 16) for both, with res5 as the RoI head (Detectron2's `Res5ROIHeads`; box_head*,
+# mask_head_norm unused, mask_head_dim = its deconv's width); c5 = res5 (stride 32) for both, with the FPN heads
+# (the paper's Table 2d). c4 and c5 have no FPN (fpn_* unused).
 Features = Literal["fpn", "c4", "c5"]
 TrunkNorm = Literal["frozen_bn", "bn", "gn"]
 Norm = Literal["none", "bn", "gn"]
