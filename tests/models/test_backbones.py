@@ -79,6 +79,12 @@ def test_each_design_declares_its_maps_and_the_rpn_anchors_fit_them(
         assert model.backbone.feature_strides == {f"res{4 if features == 'c4' else 5}": stride}
         assert anchors.num_anchors_per_location == 15  # 5 sizes x 3 ratios on the one level
         assert model.rpn.head.cls_logits.out_channels == 15
+        poolers = (
+            [model.roi_heads.roi_pool]
+            if features == "c4"
+            else [model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool]
+        )
+        assert all(p.scales == [1 / stride] for p in poolers)  # RoIAlign samples the map at its own stride
 
 
 def test_c4_runs_res5_once_in_training_and_again_on_the_detections_at_inference() -> None:
