@@ -7,6 +7,7 @@ so its checkpoints load with `strict=True`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 
@@ -123,16 +124,19 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         positive_fraction=config.rpn_positive_fraction,
     )
     box_resolution = 7
+    pooler = functools.partial(
+        build_pooler, config.pooler, sampling_ratio=config.pooler_sampling_ratio, aligned=config.pooler_aligned
+    )
     box_head: nn.Module = (
         ConvFCHead(channels, box_resolution, config.box_head_dim)
         if config.box_head == "conv_fc"
         else TwoMLPHead(channels * box_resolution**2, config.box_head_dim)
     )
     roi_heads = RoIHeads(
-        box_roi_pool=build_pooler(config.pooler, box_resolution),
+        box_roi_pool=pooler(box_resolution),
         box_head=box_head,
         box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
-        mask_roi_pool=build_pooler(config.pooler, config.mask_resolution),
+        mask_roi_pool=pooler(config.mask_resolution),
         mask_head=MaskRCNNHeads(
             channels,
             config.mask_head_dim,
