@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import box_area, roi_align, roi_pool
 
-from .config import Pooler
+from .config import ModelConfig, Pooler
 
 FPN_LEVELS = ["0", "1", "2", "3"]  # P2-P5; P6 ('pool') feeds only the RPN
 FPN_STRIDES = (4, 8, 16, 32)  # their strides in input pixels
@@ -153,10 +153,6 @@ class MultiLevelRoIPooler(nn.Module):
         return torch.cat(list(parts))
 
 
-# The old name, while models/roi_heads.py (another owner's file) still imports it; the RoI-branch merge drops it.
-MultiLevelRoIAlign = MultiLevelRoIPooler
-
-
 def build_pooler(kind: Pooler, output_size: int, sampling_ratio: int = 2, aligned: bool = False) -> MultiLevelRoIPooler:
     """The pooler `ModelConfig.pooler` names; sampling_ratio: align and warp (0 = adaptive); aligned: align only.
 
@@ -171,3 +167,9 @@ def build_pooler(kind: Pooler, output_size: int, sampling_ratio: int = 2, aligne
     if kind == "warp":
         return MultiLevelRoIPooler(output_size, RoIWarpOp(sampling_ratio))
     raise ValueError(f"unknown RoI pooler {kind!r}; choose from 'align', 'pool', 'warp'")
+
+
+def config_pooler(config: ModelConfig, output_size: int) -> MultiLevelRoIPooler:
+    """The RoI feature extraction `config` asks for (pooler, pooler_aligned, pooler_sampling_ratio), giving
+    output_size x output_size features: every branch (box, mask, keypoint) builds its pooler here."""
+    return build_pooler(config.pooler, output_size, config.pooler_sampling_ratio, config.pooler_aligned)

@@ -58,7 +58,8 @@ def test_trained_setting_travels_to_evaluate_and_serve(tmp_path: Path, capsys: p
     path = out / "model_final.safetensors"
     model = weights.load(path)
     assert (model.config.pooler, model.config.pooler_sampling_ratio) == ("warp", 0)
-    assert model.roi_heads.mask_roi_pool.op == RoIWarpOp(0)
+    assert model.roi_heads.box_roi_pool.op == RoIWarpOp(0)
+    assert isinstance(model.roi_heads.mask_roi_pool.op, RoIWarpOp)
     assert json.loads((out / "train_config.json").read_text())["model_set"] == [
         "pooler=warp",
         "pooler_sampling_ratio=0",
