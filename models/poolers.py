@@ -153,23 +153,30 @@ class MultiLevelRoIPooler(nn.Module):
         return torch.cat(list(parts))
 
 
-def build_pooler(kind: Pooler, output_size: int, sampling_ratio: int = 2, aligned: bool = False) -> MultiLevelRoIPooler:
-    """The pooler `ModelConfig.pooler` names; sampling_ratio: align and warp (0 = adaptive); aligned: align only.
+def build_pooler(
+    kind: Pooler,
+    output_size: int,
+    sampling_ratio: int = 2,
+    aligned: bool = False,
+    strides: tuple[int, ...] = FPN_STRIDES,
+) -> MultiLevelRoIPooler:
+    """The pooler `ModelConfig.pooler` names, on maps of the given strides (input pixels per feature pixel);
+    sampling_ratio: align and warp (0 = adaptive); aligned: align only.
 
     Raises ValueError for another kind, or aligned=True with pool or warp (they quantise the box instead).
     """
     if aligned and kind != "align":
         raise ValueError(f"pooler_aligned applies to the 'align' pooler only; got pooler {kind!r}")
     if kind == "align":
-        return MultiLevelRoIPooler(output_size, RoIAlignOp(sampling_ratio, aligned))
+        return MultiLevelRoIPooler(output_size, RoIAlignOp(sampling_ratio, aligned), strides)
     if kind == "pool":
-        return MultiLevelRoIPooler(output_size, RoIPoolOp())
+        return MultiLevelRoIPooler(output_size, RoIPoolOp(), strides)
     if kind == "warp":
-        return MultiLevelRoIPooler(output_size, RoIWarpOp(sampling_ratio))
+        return MultiLevelRoIPooler(output_size, RoIWarpOp(sampling_ratio), strides)
     raise ValueError(f"unknown RoI pooler {kind!r}; choose from 'align', 'pool', 'warp'")
 
 
-def config_pooler(config: ModelConfig, output_size: int) -> MultiLevelRoIPooler:
+def config_pooler(config: ModelConfig, output_size: int, strides: tuple[int, ...] = FPN_STRIDES) -> MultiLevelRoIPooler:
     """The RoI feature extraction `config` asks for (pooler, pooler_aligned, pooler_sampling_ratio), giving
     output_size x output_size features: every branch (box, mask, keypoint) builds its pooler here."""
-    return build_pooler(config.pooler, output_size, config.pooler_sampling_ratio, config.pooler_aligned)
+    return build_pooler(config.pooler, output_size, config.pooler_sampling_ratio, config.pooler_aligned, strides)

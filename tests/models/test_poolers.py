@@ -165,3 +165,10 @@ def test_every_pooler_trains_a_step_with_finite_grads(pooler: str, aligned: bool
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     for name in ("box_head.fc6.weight", "mask_head.0.0.weight"):
         assert heads[name].grad.abs().sum() > 0, name  # the features reached the heads through the op
+
+
+@pytest.mark.parametrize("kind", ["align", "pool", "warp"])
+def test_strides_set_the_scale_of_a_single_level(kind: str) -> None:
+    at_4 = build_pooler(kind, 3, strides=(4,))([_feature()], [BOX])  # type: ignore[arg-type]
+    at_16 = build_pooler(kind, 3, strides=(16,))([_feature()], [BOX * 4])  # type: ignore[arg-type]
+    assert torch.equal(at_4, at_16)
