@@ -84,6 +84,10 @@ class Engine:
         ids = self.config.category_ids or tuple(range(self.config.num_classes))
         return list(zip(ids, names, strict=True))[1:]
 
+    def keypoint_names(self) -> tuple[str, ...]:
+        """The model's keypoint names ("0", "1", ... when the file names none); () without a keypoint branch."""
+        return self.config.keypoint_names or tuple(str(i) for i in range(self.config.num_keypoints))
+
     def run(self, jobs: list[Job]) -> list[Detections | BaseException]:
         """One forward for all jobs (in the inference thread); never raises for a single job's sake."""
         params = [job.params for job in jobs]
