@@ -48,6 +48,7 @@ class CocoDetection(Dataset):
         self.image_dir = self.layout.images
         valid = load_coco(self.layout)
         self.coco, self.paths, self.source = valid.coco, valid.paths, valid.source
+        self.keypoint_names = valid.keypoint_names  # () for a set without keypoints
         cats = {c: info["name"] for c, info in self.coco.cats.items()}
         if category_ids:
             self.categories = category_map.match(tuple(category_ids), tuple(class_names), cats, str(self.source))
