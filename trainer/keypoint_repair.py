@@ -8,8 +8,10 @@ count of v > 0 that COCOeval uses to ignore annotations without keypoints.
 One model predicts one set of keypoints for every class (torchvision's Keypoint R-CNN head is class-agnostic),
 so the categories that name keypoints must name the same ones (DataError otherwise). Annotations are repaired,
 one note per kind:
-- `keypoints` not 3K numbers (K of its category), or in a category without keypoint names -> dropped (the
-  annotation still trains boxes and masks);
+- `keypoints` missing in a category with keypoint names -> K unlabelled points, num_keypoints 0 (silently: what
+  COCOeval needs, and the annotation still trains boxes and masks);
+- `keypoints` not 3K numbers (K of its category) -> K unlabelled points, num_keypoints 0;
+- `keypoints` in a category without keypoint names -> dropped;
 - a visibility other than 0, 1, 2 -> 0 (not labelled), and x, y of unlabelled points -> 0 (COCO's convention);
 - `num_keypoints` missing or not the count of labelled points -> that count.
 """
@@ -21,7 +23,8 @@ from typing import Any
 from .errors import DataError
 from .repair import is_number
 
-BAD_KEYPOINTS = "keypoints not 3 numbers per keypoint of its category, dropped"
+BAD_KEYPOINTS = "keypoints not 3 numbers per keypoint of its category, taken as unlabelled"
+STRAY_KEYPOINTS = "keypoints in a category without keypoint names, dropped"
 BAD_VISIBILITY = "keypoint visibility not 0, 1 or 2, taken as 0 (not labelled)"
 BAD_COUNT = "num_keypoints missing or not the count of labelled keypoints, recounted"
 
@@ -49,10 +52,15 @@ def keypoint_names(categories: list[dict[str, Any]], source: object) -> tuple[st
 def repair_keypoints(ann: dict[str, Any], count: int) -> tuple[dict[str, Any], tuple[str, ...]]:
     """(the annotation with usable keypoints, or without the key; notes). count: K of its category (0: none)."""
     points = ann.get("keypoints")
+    if count == 0:
+        if points is None:
+            return ann, ()
+        return {k: v for k, v in ann.items() if k not in ("keypoints", "num_keypoints")}, (STRAY_KEYPOINTS,)
+    unlabelled = {**ann, "keypoints": [0] * (3 * count), "num_keypoints": 0}
     if points is None:
-        return ann, ()
-    if count == 0 or not isinstance(points, list) or len(points) != 3 * count or not all(map(is_number, points)):
-        return {k: v for k, v in ann.items() if k not in ("keypoints", "num_keypoints")}, (BAD_KEYPOINTS,)
+        return unlabelled, ()
+    if not isinstance(points, list) or len(points) != 3 * count or not all(map(is_number, points)):
+        return unlabelled, (BAD_KEYPOINTS,)
     notes: list[str] = []
     fixed: list[float] = []
     for x, y, v in zip(points[0::3], points[1::3], points[2::3], strict=True):

@@ -8,7 +8,7 @@ import pytest
 
 from tests.trainer.cocosets import edited_copy
 from trainer.data import CocoDetection, DataError
-from trainer.keypoint_repair import BAD_COUNT, BAD_KEYPOINTS, BAD_VISIBILITY, repair_keypoints
+from trainer.keypoint_repair import BAD_COUNT, BAD_KEYPOINTS, BAD_VISIBILITY, STRAY_KEYPOINTS, repair_keypoints
 
 
 def test_repair_recounts_zeroes_bad_visibility_and_drops_malformed_keypoints() -> None:
@@ -20,11 +20,13 @@ def test_repair_recounts_zeroes_bad_visibility_and_drops_malformed_keypoints() -
         {"id": 1, "keypoints": [1, 2, 2], "num_keypoints": 1},
         (),
     )
+    unlabelled = {"id": 1, "keypoints": [0, 0, 0], "num_keypoints": 0}
     for bad in ([1, 2], [1, "x", 2], "1 2 2"):
-        dropped, notes = repair_keypoints({"id": 1, "keypoints": bad, "num_keypoints": 1}, 1)
-        assert "keypoints" not in dropped and "num_keypoints" not in dropped and notes == (BAD_KEYPOINTS,)
-    assert repair_keypoints({"id": 1, "keypoints": [1, 2, 2]}, 0)[1] == (BAD_KEYPOINTS,)  # category has none
-    assert repair_keypoints({"id": 1}, 4) == ({"id": 1}, ())
+        assert repair_keypoints({"id": 1, "keypoints": bad, "num_keypoints": 1}, 1) == (unlabelled, (BAD_KEYPOINTS,))
+    assert repair_keypoints({"id": 1}, 1) == (unlabelled, ())  # COCOeval needs keypoints on every annotation
+    stray = repair_keypoints({"id": 1, "keypoints": [1, 2, 2], "num_keypoints": 1}, 0)  # its category has none
+    assert stray == ({"id": 1}, (STRAY_KEYPOINTS,))
+    assert repair_keypoints({"id": 1}, 0) == ({"id": 1}, ())
 
 
 def test_keypoint_set_names_its_keypoints(tiny_keypoint_data: Path, tiny_data: Path) -> None:
