@@ -14,11 +14,13 @@ import torch
 from torch import Tensor, nn
 
 from .anchors import AnchorGenerator
-from .backbone import BackboneWithFPN, build_backbone, norm_layer
+from .backbone import BackboneWithFPN, build_backbone
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
-from .config import InferenceOptions, ModelConfig
-from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
+from .config import InferenceOptions, MaskHead, ModelConfig
+from .mask_head import fcn_mask_branch
+from .mask_mlp_head import mlp_mask_branch
 from .poolers import build_pooler
+from .roi_branch import RoIBranch
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork, RPNHead
 from .structures import Detections, ImageBatch, Targets
@@ -90,11 +92,23 @@ class MaskRCNN(nn.Module):
                     boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i]),
                     scores=out.scores[part],
                     labels=out.labels[part],
-                    masks=None if out.masks is None else out.masks[part],
                     image_size=batch.original_sizes[i],
+                    **self._to_original(out.fields, part, batch.image_sizes[i], batch.original_sizes[i]),
                 )
             )
         return detections
+
+    def _to_original(
+        self, fields: dict[str, Tensor], part: slice, resized: tuple[int, int], original: tuple[int, int]
+    ) -> dict[str, Tensor]:
+        """One image's RoI-branch values, from resized-image to original-image pixels (each branch knows how)."""
+        scale_xy = (original[1] / resized[1], original[0] / resized[0])
+        out = {}
+        for field, values in fields.items():
+            predictor = self.roi_heads.predictor(field)
+            assert predictor is not None
+            out[field] = predictor.to_original(values[part], scale_xy)
+        return out
 
 
 def _slices(counts: list[int]) -> list[slice]:
@@ -132,13 +146,7 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         box_roi_pool=build_pooler(config.pooler, box_resolution),
         box_head=box_head,
         box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
-        mask_roi_pool=build_pooler(config.pooler, config.mask_resolution),
-        mask_head=MaskRCNNHeads(
-            channels,
-            config.mask_head_dim,
-            norm_layer=norm_layer(config.mask_head_norm),
-        ),
-        mask_predictor=MaskRCNNPredictor(config.mask_head_dim, config.mask_head_dim, config.num_classes),
+        branches=roi_branches(config, channels),
         fg_iou_thresh=config.box_fg_iou_thresh,
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
@@ -146,3 +154,17 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
     )
     transform = ImageTransform(config.min_size, config.max_size, config.image_mean, config.image_std)
     return MaskRCNN(config, backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)
+
+
+def roi_branches(config: ModelConfig, channels: int) -> dict[str, RoIBranch]:
+    """The per-detection branches the config asks for, by name (torchvision's "mask", "keypoint")."""
+    branches = {}
+    if config.mask_head != "none":
+        branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels)
+    return branches
+
+
+MASK_BRANCHES: dict[MaskHead, Callable[[ModelConfig, int], RoIBranch]] = {
+    "fcn": fcn_mask_branch,
+    "mlp": mlp_mask_branch,
+}
