@@ -186,6 +186,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         "keypointrcnn_resnet50_fpn": {
             "num_classes": 2,
             "num_keypoints": 17,
+            "mask_head": "none",
             "min_size": (640, 672, 704, 736, 768, 800),
             "class_names": ("__background__", "person"),
             "keypoint_names": COCO_PERSON_KEYPOINTS,

@@ -13,6 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import ModelConfig
+from .poolers import build_pooler
+from .roi_branch import RoIBranch
+
 
 class KeypointRCNNHeads(nn.Sequential):
     """`num_convs` 3x3 convs with ReLU: [R, C, 14, 14] -> [R, D, 14, 14]. Keys `0.weight`, `2.weight`, ...
@@ -132,3 +136,13 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
     x = (x_int.float() + 0.5) * (widths / widths_ceil)[:, None] + rois[:, 0, None]
     y = (y_int.float() + 0.5) * (heights / heights_ceil)[:, None] + rois[:, 1, None]
     return torch.stack([x, y, torch.stack(scores)], dim=-1)
+
+
+def keypoint_branch(config: ModelConfig, channels: int) -> RoIBranch:
+    """torchvision's Keypoint R-CNN branch on `channels`-wide FPN features: 14x14 RoIs (sampling ratio 2) -> 8
+    convs -> `num_keypoints` heatmaps of 56x56."""
+    return RoIBranch(
+        build_pooler(config.pooler, config.keypoint_resolution),
+        KeypointRCNNHeads(channels, config.keypoint_head_dim),
+        KeypointRCNNPredictor(config.keypoint_head_dim, config.num_keypoints, config.keypoint_resolution),
+    )

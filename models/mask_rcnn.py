@@ -17,6 +17,7 @@ from .anchors import AnchorGenerator
 from .backbone import BackboneWithFPN, build_backbone
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
 from .config import InferenceOptions, MaskHead, ModelConfig
+from .keypoint_head import keypoint_branch
 from .mask_head import fcn_mask_branch
 from .mask_mlp_head import mlp_mask_branch
 from .poolers import build_pooler
@@ -161,6 +162,8 @@ def roi_branches(config: ModelConfig, channels: int) -> dict[str, RoIBranch]:
     branches = {}
     if config.mask_head != "none":
         branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels)
+    if config.num_keypoints > 0:
+        branches["keypoint"] = keypoint_branch(config, channels)
     return branches
 
 

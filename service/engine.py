@@ -72,7 +72,7 @@ class Engine:
 
     def warmup(self) -> None:
         """One forward on a noise image of the model's input size: allocator, oneDNN/cuDNN kernels, lazy init."""
-        size = self.config.min_size
+        size = self.config.min_size if isinstance(self.config.min_size, int) else self.config.min_size[-1]
         generator = torch.Generator().manual_seed(0)
         image = torch.randint(0, 256, (3, size, size * 4 // 3), dtype=torch.uint8, generator=generator)
         det = self.predictor.detect([image], InferenceOptions(score_thresh=0.0))[0]
