@@ -198,6 +198,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
             "fpn_channels": 16,
             "box_head_dim": 32,
             "mask_head_dim": 16,
+            "keypoint_head_dim": 16,  # used when num_keypoints > 0
             "num_classes": 5,
             "min_size": 128,
             "max_size": 192,
