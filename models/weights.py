@@ -143,8 +143,8 @@ def torchvision_config(state: dict[str, Tensor], path: Path | str = "") -> Model
     classifier = state.get("roi_heads.box_predictor.cls_score.weight")
     if (logits is None and keypoints is None) or classifier is None or "backbone.body.conv1.weight" not in state:
         raise WeightsError(
-            f"{path}: not a Mask R-CNN or Keypoint R-CNN checkpoint (no mask or keypoint predictor, box predictor or "
-            "ResNet trunk keys)"
+            f"{path}: not a Mask R-CNN checkpoint, nor a Keypoint R-CNN one (no mask or keypoint predictor, box "
+            "predictor or ResNet trunk keys)"
         )
     v2 = "rpn.head.conv.1.0.weight" in state
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"backbone\.body\.layer3\.(\d+)\.", k))}

@@ -97,7 +97,7 @@ def test_shape_mismatch_names_the_tensor(tmp_path: Path) -> None:
 def test_not_a_mask_rcnn(tmp_path: Path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
-    with pytest.raises(weights.WeightsError, match="not a Mask R-CNN or Keypoint R-CNN checkpoint"):
+    with pytest.raises(weights.WeightsError, match="not a Mask R-CNN checkpoint"):
         weights.load(path)
 
 
