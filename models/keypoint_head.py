@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ModelConfig
-from .poolers import build_pooler
+from .poolers import config_pooler
 from .roi_branch import RoIBranch
 
 
@@ -138,11 +138,11 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
     return torch.stack([x, y, torch.stack(scores)], dim=-1)
 
 
-def keypoint_branch(config: ModelConfig, channels: int) -> RoIBranch:
-    """torchvision's Keypoint R-CNN branch on `channels`-wide FPN features: 14x14 RoIs (sampling ratio 2) -> 8
-    convs -> `num_keypoints` heatmaps of 56x56."""
+def keypoint_branch(config: ModelConfig, channels: int, strides: tuple[int, ...]) -> RoIBranch:
+    """torchvision's Keypoint R-CNN branch on `channels`-wide maps of these strides: 14x14 RoIs -> 8 convs ->
+    `num_keypoints` heatmaps of 56x56."""
     return RoIBranch(
-        build_pooler(config.pooler, config.keypoint_resolution),
+        config_pooler(config, config.keypoint_resolution, strides),
         KeypointRCNNHeads(channels, config.keypoint_head_dim),
         KeypointRCNNPredictor(config.keypoint_head_dim, config.num_keypoints, config.keypoint_resolution),
     )
