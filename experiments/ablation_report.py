@@ -128,7 +128,7 @@ def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
         f"(trained from scratch), each variant's settings on top; {setup.iters} iterations of batch "
         f"{setup.batch_size} (lr {'the trainer default' if setup.lr is None else setup.lr}), seed(s) {seeds}; "
         f"`maskrcnn synth` shapes, {setup.train_images} training images (seed 0) and {setup.val_images} held-out "
-        f"images (seed 1), sides 128-160 px; {setup.threads} CPU threads. AP columns: mask AP (segm) in percent, "
+        f"images (seed 1), sides 128-160 px, up to 3 shapes of radius 16-48 px; {setup.threads} CPU threads. AP columns: mask AP (segm) in percent, "
         "COCOeval on the held-out set (keypoint rows: AP_kp); the mean over seeds, with min-max when several. "
         "Paper columns: the paper's row for the same choice (ResNet-50 on COCO, far larger; its FPN rows for "
         "RoIPool/RoIWarp do not exist, so Table 2c's C4 figures stand beside ours).",
