@@ -1,4 +1,7 @@
-"""Anchor boxes of the RPN: one size and three aspect ratios per FPN level, tiled over each feature map.
+"""Anchor boxes of the RPN: sizes x aspect ratios per feature level, tiled over each feature map.
+
+FPN puts one size on each level (P2-P6); the single-level designs (C4, C5) put all five on their one level,
+as the paper's Faster R-CNN baseline does (15 anchors per location).
 
 Anchors depend only on the padded batch size and the feature sizes, so they are cached per shape.
 """
@@ -9,9 +12,11 @@ import torch
 from torch import Tensor
 
 
-def cell_anchors(size: int, aspect_ratios: tuple[float, ...]) -> Tensor:
-    """Anchors centred at (0, 0): FloatTensor[A, 4], rounded as torchvision rounds them."""
-    scales = torch.as_tensor([size], dtype=torch.float32)
+def cell_anchors(sizes: tuple[int, ...], aspect_ratios: tuple[float, ...]) -> Tensor:
+    """Anchors centred at (0, 0): FloatTensor[len(ratios) * len(sizes), 4] xyxy pixels, ratio-major (anchor
+    r * len(sizes) + s has ratio r and size s), rounded: torchvision's `AnchorGenerator.generate_anchors`.
+    (Detectron2's `DefaultAnchorGenerator` orders them size-major and does not round.)"""
+    scales = torch.as_tensor(sizes, dtype=torch.float32)
     ratios = torch.as_tensor(aspect_ratios, dtype=torch.float32)
     h_ratios = torch.sqrt(ratios)
     w_ratios = 1 / h_ratios
@@ -24,9 +29,14 @@ class AnchorGenerator:
     """Anchors of every level for a padded batch: FloatTensor[sum(H_l * W_l * A), 4], level-major,
     then row-major over locations, then the A anchors of a location (the order of the RPN head's outputs)."""
 
-    def __init__(self, sizes: tuple[int, ...], aspect_ratios: tuple[float, ...]) -> None:
+    def __init__(self, sizes: tuple[tuple[int, ...], ...], aspect_ratios: tuple[float, ...]) -> None:
+        """sizes: the anchor sizes (pixels) of each level; every level needs as many (the RPN head is shared).
+
+        Raises ValueError when levels have different numbers of sizes."""
+        if len({len(s) for s in sizes}) != 1:
+            raise ValueError(f"every level needs the same number of anchor sizes; got {sizes}")
         self.cell = [cell_anchors(s, aspect_ratios) for s in sizes]
-        self.num_anchors_per_location = len(aspect_ratios)
+        self.num_anchors_per_location = len(sizes[0]) * len(aspect_ratios)
         self._cache: dict[tuple, Tensor] = {}
 
     def __call__(

@@ -36,8 +36,7 @@ from torchvision.ops import box_area, roi_align, roi_pool
 
 from .config import ModelConfig, Pooler
 
-FPN_LEVELS = ["0", "1", "2", "3"]  # P2-P5; P6 ('pool') feeds only the RPN
-FPN_STRIDES = (4, 8, 16, 32)  # their strides in input pixels
+FPN_STRIDES = (4, 8, 16, 32)  # P2-P5's strides in input pixels; P6 feeds only the RPN
 _MIN_ROIS_PER_THREAD = 32
 
 
@@ -91,8 +90,9 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
-    """P2-P5 as contiguous float32 [B, C, H_l, W_l]: the layout the RoI ops read without copying."""
-    return [features[k].float().contiguous() for k in FPN_LEVELS]
+    """The maps the RoI heads pool from (the backbone's `roi_features`: P2-P5, or res4 / res5 alone), finest
+    first, as contiguous float32 [B, C, H_l, W_l]: the layout roi_align reads without copying."""
+    return [f.float().contiguous() for f in features.values()]
 
 
 class MultiLevelRoIPooler(nn.Module):

@@ -10,7 +10,6 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from models import ModelConfig, Targets, build_model, preset
 from models.poolers import (
-    FPN_LEVELS,
     MultiLevelRoIPooler,
     RoIAlignOp,
     RoIPoolOp,
@@ -86,6 +85,9 @@ def test_aligned_shifts_the_samples_by_half_a_feature_pixel() -> None:
     torch.testing.assert_close(half, shifted)
 
 
+FPN_LEVELS = ["0", "1", "2", "3"]  # P2-P5's names in torchvision's FPN
+
+
 def test_default_pooler_equals_torchvision_multiscale_roi_align_bitwise() -> None:
     torch.manual_seed(0)
     sizes = (64, 32, 16, 8)
@@ -122,11 +124,6 @@ def test_config_picks_the_op_of_every_branch(mask_head: str) -> None:
     assert build_model(preset("tiny", pooler="pool")).roi_heads.mask_roi_pool.op == RoIPoolOp()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mask_head.py and mask_mlp_head.py build their pooler from config.pooler alone; "
-    "they switch to poolers.config_pooler(config, size) at the merge (then drop this mark)",
-)
 @pytest.mark.parametrize("mask_head", ["fcn", "mlp"])
 def test_aligned_and_sampling_ratio_reach_every_branch(mask_head: str) -> None:
     model = build_model(preset("tiny", mask_head=mask_head, pooler_aligned=True, pooler_sampling_ratio=0))
