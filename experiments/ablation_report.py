@@ -114,7 +114,7 @@ def verdict(ours: float | None, paper: float) -> str:
 
 
 def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
-    seeds = ", ".join(map(str, setup.seeds))
+    seeds, shapes = ", ".join(map(str, setup.seeds)), setup.shapes
     lines = [
         "# Ablations on the synthetic shapes (Mask R-CNN Tables 2b-2e, 4)",
         "",
@@ -128,8 +128,10 @@ def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
         f"(trained from scratch), each variant's settings on top; {setup.iters} iterations of batch "
         f"{setup.batch_size} (lr {'the trainer default' if setup.lr is None else setup.lr}), seed(s) {seeds}; "
         f"`maskrcnn synth` shapes, {setup.train_images} training images (seed 0) and {setup.val_images} held-out "
-        f"images (seed 1), sides 128-160 px, up to 3 shapes of radius 16-48 px; {setup.threads} CPU threads. AP columns: mask AP (segm) in percent, "
-        "COCOeval on the held-out set (keypoint rows: AP_kp); the mean over seeds, with min-max when several. "
+        f"images (seed 1), sides {shapes.min_side}-{shapes.max_side} px, up to {shapes.max_shapes} shapes of "
+        f"radius {shapes.min_radius}-{shapes.max_radius} px; {setup.threads} CPU threads. AP columns: mask AP "
+        "(segm) in percent, COCOeval on the held-out set (keypoint rows: AP_kp); the mean over seeds, with "
+        "min-max when several. "
         "Paper columns: the paper's row for the same choice (ResNet-50 on COCO, far larger; its FPN rows for "
         "RoIPool/RoIWarp do not exist, so Table 2c's C4 figures stand beside ours).",
         "",

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Trained from scratch: a trainable trunk norm, GroupNorm in the mask head (as the demo preset).
 BASE_SET = ("trunk_norm=bn", "mask_head_norm=gn")
 # Small images with few, large shapes: a task the tiny model learns within a few hundred iterations.
-SHAPES = {"min_side": 128, "max_side": 160, "max_shapes": 3, "min_radius": 16, "max_radius": 48}
+SHAPES = SynthConfig(min_side=128, max_side=160, max_shapes=3, min_radius=16, max_radius=48)
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Setup:
     val_images: int
     seeds: tuple[int, ...]
     threads: int
+    shapes: SynthConfig = SHAPES  # the synthetic sets' drawing (images and seed are set per set)
 
 
 @dataclass
@@ -69,7 +70,14 @@ class Outcome:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.ablations", description=__doc__.split("\n\n")[0])
-    p.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS], choices=list(BY_NAME), metavar="V")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=[v.name for v in VARIANTS],
+        choices=list(BY_NAME),
+        metavar="V",
+        help=f"which to run (default: all): {', '.join(BY_NAME)}",
+    )
     p.add_argument("--iters", type=int, default=300, help="training iterations per variant (the equal budget)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.02, help="base lr (the trainer's default would be 0.02 x batch / 16)")
@@ -165,7 +173,7 @@ def dataset(root: Path, setup: Setup, keypoints: bool) -> tuple[Path, Path]:
     paths = (root / f"{name}-train", root / f"{name}-val")
     for path, images, seed in zip(paths, (setup.train_images, setup.val_images), (0, 1), strict=True):
         if not (path / "annotations.json").is_file():
-            write_dataset(path, SynthConfig(images=images, seed=seed, **SHAPES, **extra))
+            write_dataset(path, dataclasses.replace(setup.shapes, images=images, seed=seed, **extra))
     return paths
 
 
