@@ -53,7 +53,9 @@ def variant_table(outcomes: list[Outcome]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        settings = " ".join(f"`{s}`" for s in o.variant.settings)
+        settings = " ".join(f"`{s}`" for s in o.variant.settings) + (
+            " on keypoint shapes; AP is AP_kp" if o.variant.keypoints else ""
+        )
         if o.skipped:
             lines.append(
                 f"| {o.variant.name} | {settings} | skipped: {o.skipped} | | | | {_paper(o.variant.paper)} | |"

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from models.config import ModelConfig
 
 REFERENCE_LR = 0.02
-DATA_FIELDS = frozenset({"num_classes", "class_names", "category_ids"})  # ModelConfig fields the data decides
+# ModelConfig fields the training data decides (its categories, and its keypoint names when it has some).
+DATA_FIELDS = frozenset({"num_classes", "class_names", "category_ids", "num_keypoints", "keypoint_names"})
 REFERENCE_BATCH = 16
 
 
