@@ -141,7 +141,7 @@ def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
         "",
         f"## Effects (ours vs the paper; under {NOISE:.0f} AP: no clear effect)",
         "",
-        *effect_lines(outcomes),
+        *(effect_lines(outcomes) or ["- none: no effect had both of its variants in this run."]),
         "",
     ]
     return "\n".join(lines)
