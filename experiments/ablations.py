@@ -167,9 +167,11 @@ def run_key(variant: Variant, setup: Setup) -> str:
 
 
 def dataset(root: Path, setup: Setup, keypoints: bool) -> tuple[Path, Path]:
-    """The synthetic train and held-out sets (seeds 0 and 1), written once per size and kind."""
+    """The synthetic train and held-out sets (seeds 0 and 1), written once per size, drawing and kind."""
     extra: dict[str, Any] = {"keypoints": True} if keypoints else {}
-    name = f"{'kp-' if keypoints else ''}{setup.train_images}-{setup.val_images}"
+    shapes = setup.shapes
+    drawing = f"{shapes.min_side}-{shapes.max_side}px-{shapes.max_shapes}x{shapes.min_radius}-{shapes.max_radius}"
+    name = f"{'kp-' if keypoints else ''}{setup.train_images}-{setup.val_images}-{drawing}"
     paths = (root / f"{name}-train", root / f"{name}-val")
     for path, images, seed in zip(paths, (setup.train_images, setup.val_images), (0, 1), strict=True):
         if not (path / "annotations.json").is_file():
