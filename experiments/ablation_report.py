@@ -117,6 +117,7 @@ def verdict(ours: float | None, paper: float) -> str:
 
 def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
     seeds, shapes = ", ".join(map(str, setup.seeds)), setup.shapes
+    origin = f"trunk (and C4's res5) from `{setup.trunk_from}`" if setup.trunk_from else "trained from scratch"
     lines = [
         "# Ablations on the synthetic shapes (Mask R-CNN Tables 2b-2e, 4)",
         "",
@@ -127,7 +128,7 @@ def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
         "```",
         "",
         f"Setup: preset `{setup.model}` with {' '.join(f'`{s}`' for s in setup.base_set) or 'no change'} "
-        f"(trained from scratch), each variant's settings on top; {setup.iters} iterations of batch "
+        f"({origin}), each variant's settings on top; {setup.iters} iterations of batch "
         f"{setup.batch_size} (lr {'the trainer default' if setup.lr is None else setup.lr}), seed(s) {seeds}; "
         f"`maskrcnn synth` shapes, {setup.train_images} training images (seed 0) and {setup.val_images} held-out "
         f"images (seed 1), sides {shapes.min_side}-{shapes.max_side} px, up to {shapes.max_shapes} shapes of "

@@ -29,6 +29,7 @@ import torch
 
 from experiments.ablation_report import render
 from experiments.ablation_variants import BY_NAME, VARIANTS, Variant
+from models import weights
 from models.config_overrides import OverrideError, field_types, parse_overrides
 from trainer.config import TrainConfig
 from trainer.synth import SynthConfig, write_dataset
@@ -54,6 +55,7 @@ class Setup:
     val_images: int
     seeds: tuple[int, ...]
     threads: int
+    trunk_from: str | None = None  # our weights file whose trunk starts every variant (None: from scratch)
     shapes: SynthConfig = SHAPES  # the synthetic sets' drawing (images and seed are set per set)
 
 
@@ -87,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=int, default=60)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; the report shows the mean")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--trunk-from",
+        metavar="WEIGHTS",
+        help="start every variant's trunk (and C4's res5) from this weights file's, as the paper starts from "
+        "ImageNet (e.g. models/assets/demo.safetensors, trained on these shapes); its trunk fields join the base",
+    )
     p.add_argument("--out", default="runs/ablations", help="data, runs and results.json")
     p.add_argument("--report", default=str(ROOT / "experiments" / "ABLATIONS.md"))
     return p
@@ -98,8 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup = Setup(
         args.model, tuple(args.base_set), args.iters, args.batch_size, args.lr, args.train_images,
-        args.val_images, tuple(args.seeds), args.threads,
+        args.val_images, tuple(args.seeds), args.threads, args.trunk_from,
     )  # fmt: skip
+    if setup.trunk_from:
+        trunk = trunk_fields(setup.trunk_from)
+        named = {t.split("=")[0] for t in trunk}
+        rest = tuple(s for s in setup.base_set if s.split("=")[0] not in named)
+        setup = dataclasses.replace(setup, base_set=trunk + rest)
     try:
         parse_overrides(setup.base_set)
     except OverrideError as exc:
@@ -117,6 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.report).write_text(render(outcomes, setup, command))
     print(f"wrote {args.report} and {out / 'results.json'}")
     return 0
+
+
+def trunk_fields(path: str) -> tuple[str, ...]:
+    """The settings that make a variant's trunk the same shape as the one in `path`."""
+    config, _ = weights.read(path)
+    return (f"backbone={config.backbone}", f"backbone_width={config.backbone_width}", f"trunk_norm={config.trunk_norm}")
+
+
+def export_trunk(path: str, out: Path) -> Path:
+    """The trunk of our weights file `path` as a torchvision ResNet state dict (`conv1.weight`, `layer4.*`, ...):
+    what `maskrcnn train --backbone-weights` loads (into res5 too, for C4)."""
+    _, state = weights.read(path)
+    trunk = {k.removeprefix("backbone.body."): v for k, v in state.items() if k.startswith("backbone.body.")}
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(trunk, out / "trunk.pth")
+    return out / "trunk.pth"
 
 
 def run_all(variants: list[Variant], setup: Setup, out: Path) -> list[Outcome]:
@@ -188,6 +217,7 @@ def train_and_score(
         model_set=setup.base_set + variant.settings, max_iter=setup.iters, batch_size=setup.batch_size,
         lr=setup.lr, seed=seed, device="cpu", num_workers=0, checkpoint_period=setup.iters, keep_checkpoints=1,
         log_period=max(1, setup.iters // 5),
+        backbone_weights=str(export_trunk(setup.trunk_from, out)) if setup.trunk_from else None,
     )  # fmt: skip
     return run(config)["eval"]
 
