@@ -17,6 +17,7 @@ from .anchors import AnchorGenerator
 from .backbone import BackboneWithFPN, build_backbone, norm_layer
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
 from .config import InferenceOptions, ModelConfig
+from .frozen_bn import BatchNormFrozenBN
 from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
 from .poolers import build_pooler
 from .roi_heads import RoIHeads
@@ -85,15 +86,17 @@ class MaskRCNN(nn.Module):
         )
         detections = []
         for i, part in enumerate(_slices(out.counts)):
-            detections.append(
-                Detections(
-                    boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i]),
-                    scores=out.scores[part],
-                    labels=out.labels[part],
-                    masks=None if out.masks is None else out.masks[part],
-                    image_size=batch.original_sizes[i],
-                )
+            clip = self.config.output_box_clip
+            det = Detections(
+                boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i], clip=clip),
+                scores=out.scores[part],
+                labels=out.labels[part],
+                masks=None if out.masks is None else out.masks[part],
+                image_size=batch.original_sizes[i],
             )
+            if clip:  # Detectron2's detector_postprocess drops the boxes clipping left empty
+                det = det[torch.nonzero(((det.boxes[:, 2:] - det.boxes[:, :2]) > 0).all(dim=1)).squeeze(1)]
+            detections.append(det)
         return detections
 
 
@@ -108,9 +111,13 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
 
     trunk_norm overrides `config.trunk_norm` (e.g. to fine-tune a frozen-BN model with trainable BN).
     """
+    if trunk_norm is None and config.trunk_norm == "frozen_bn" and config.frozen_bn_arithmetic == "batch_norm":
+        trunk_norm = BatchNormFrozenBN
     backbone = build_backbone(config, trunk_norm)
     channels = backbone.out_channels
-    anchors = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
+    anchors = AnchorGenerator(
+        config.anchor_sizes, config.aspect_ratios, rounding=config.anchor_rounding, stride=config.anchor_stride
+    )
     rpn = RegionProposalNetwork(
         RPNHead(channels, anchors.num_anchors_per_location, conv_depth=config.rpn_conv_depth),
         anchors,
@@ -121,6 +128,8 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         bg_iou_thresh=config.rpn_bg_iou_thresh,
         batch_size_per_image=config.rpn_batch_size_per_image,
         positive_fraction=config.rpn_positive_fraction,
+        nms_score=config.rpn_nms_score,
+        box_filter=config.rpn_box_filter,
     )
     box_resolution = 7
     box_head: nn.Module = (
@@ -144,5 +153,15 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         batch_size_per_image=config.box_batch_size_per_image,
         positive_fraction=config.box_positive_fraction,
     )
-    transform = ImageTransform(config.min_size, config.max_size, config.image_mean, config.image_std)
+    transform = ImageTransform(
+        config.min_size,
+        config.max_size,
+        config.image_mean,
+        config.image_std,
+        config.size_divisible,
+        channels=config.input_channels,
+        value_range=config.input_range,
+        rounding=config.resize_rounding,
+        kernel=config.resize_kernel,
+    )
     return MaskRCNN(config, backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)
