@@ -89,7 +89,7 @@ def instrumented(model: torch.nn.Module) -> Iterator[None]:
         (model.roi_heads.box_predictor, "forward", "box_head", False),
         (model.roi_heads.mask_roi_pool, "forward", "mask_roi_pool", False),
         (model.roi_heads.mask_head, "forward", "mask_head", False),
-        (model.roi_heads.mask_predictor, "forward_for_labels", "mask_head", False),
+        (model.roi_heads.mask_predictor, "logits_for_labels", "mask_head", False),
         (models.roi_heads, "pooling_features", "pooling_features", False),
         (models.roi_heads, "select_detections", "select_detections", False),
         (models.inference, "paste_masks", "paste_masks", False),

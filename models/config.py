@@ -21,6 +21,8 @@ TrunkNorm = Literal["frozen_bn", "bn", "gn"]
 Norm = Literal["none", "bn", "gn"]
 BoxHead = Literal["mlp", "conv_fc"]
 Pooler = Literal["align"]
+MaskHead = Literal["fcn", "mlp", "none"]
+MaskLoss = Literal["sigmoid", "softmax"]
 InputChannels = Literal["rgb", "bgr"]
 InputRange = Literal["unit", "byte"]
 ResizeRounding = Literal["floor", "half_up"]
@@ -96,6 +98,13 @@ class ModelConfig:
     # in v2.
     mask_head_norm: Norm = "none"
     mask_head_dim: int = 256  # channels of the 4 mask FCN convs
+    # The mask branch (paper Table 2e): fcn = 4 convs + deconv (models/mask_head.py) | mlp = fc layers
+    # (models/mask_mlp_head.py) | none = no mask branch (e.g. Keypoint R-CNN alone).
+    mask_head: MaskHead = "fcn"
+    mask_mlp_dim: int = 1024  # width of the MLP mask head's two fc layers
+    # Mask probabilities and loss (Table 2b): sigmoid = per-class sigmoid + BCE on the ground-truth class (the
+    # paper's) | softmax = per-pixel softmax over the K classes + multinomial cross-entropy (models/mask_losses.py).
+    mask_loss: MaskLoss = "sigmoid"
     mask_resolution: int = 14  # RoI feature size for the mask head; predicted masks are twice this
     box_fg_iou_thresh: float = 0.5
     box_bg_iou_thresh: float = 0.5

@@ -14,12 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from .anchors import AnchorGenerator
-from .backbone import BackboneWithFPN, build_backbone, norm_layer
+from .backbone import BackboneWithFPN, build_backbone
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
-from .config import InferenceOptions, ModelConfig
+from .config import InferenceOptions, MaskHead, ModelConfig
 from .frozen_bn import BatchNormFrozenBN
-from .mask_head import MaskRCNNHeads, MaskRCNNPredictor
+from .mask_head import fcn_mask_branch
+from .mask_mlp_head import mlp_mask_branch
 from .poolers import build_pooler
+from .roi_branch import RoIBranch
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork, RPNHead
 from .structures import Detections, ImageBatch, Targets
@@ -85,19 +87,31 @@ class MaskRCNN(nn.Module):
             with_masks=with_masks,
         )
         detections = []
+        clip = self.config.output_box_clip
         for i, part in enumerate(_slices(out.counts)):
-            clip = self.config.output_box_clip
             det = Detections(
                 boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i], clip=clip),
                 scores=out.scores[part],
                 labels=out.labels[part],
-                masks=None if out.masks is None else out.masks[part],
                 image_size=batch.original_sizes[i],
+                **self._to_original(out.fields, part, batch.image_sizes[i], batch.original_sizes[i]),
             )
             if clip:  # Detectron2's detector_postprocess drops the boxes clipping left empty
                 det = det[torch.nonzero(((det.boxes[:, 2:] - det.boxes[:, :2]) > 0).all(dim=1)).squeeze(1)]
             detections.append(det)
         return detections
+
+    def _to_original(
+        self, fields: dict[str, Tensor], part: slice, resized: tuple[int, int], original: tuple[int, int]
+    ) -> dict[str, Tensor]:
+        """One image's RoI-branch values, from resized-image to original-image pixels (each branch knows how)."""
+        scale_xy = (original[1] / resized[1], original[0] / resized[0])
+        out = {}
+        for field, values in fields.items():
+            predictor = self.roi_heads.predictor(field)
+            assert predictor is not None
+            out[field] = predictor.to_original(values[part], scale_xy)
+        return out
 
 
 def _slices(counts: list[int]) -> list[slice]:
@@ -141,13 +155,7 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         box_roi_pool=build_pooler(config.pooler, box_resolution),
         box_head=box_head,
         box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
-        mask_roi_pool=build_pooler(config.pooler, config.mask_resolution),
-        mask_head=MaskRCNNHeads(
-            channels,
-            config.mask_head_dim,
-            norm_layer=norm_layer(config.mask_head_norm),
-        ),
-        mask_predictor=MaskRCNNPredictor(config.mask_head_dim, config.mask_head_dim, config.num_classes),
+        branches=roi_branches(config, channels),
         fg_iou_thresh=config.box_fg_iou_thresh,
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
@@ -165,3 +173,17 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
         kernel=config.resize_kernel,
     )
     return MaskRCNN(config, backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)
+
+
+def roi_branches(config: ModelConfig, channels: int) -> dict[str, RoIBranch]:
+    """The per-detection branches the config asks for, by name (torchvision's "mask", "keypoint")."""
+    branches = {}
+    if config.mask_head != "none":
+        branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels)
+    return branches
+
+
+MASK_BRANCHES: dict[MaskHead, Callable[[ModelConfig, int], RoIBranch]] = {
+    "fcn": fcn_mask_branch,
+    "mlp": mlp_mask_branch,
+}

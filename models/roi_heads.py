@@ -1,11 +1,14 @@
-"""RoI heads: box and mask branches in parallel on the proposals, with separate `losses()` and `predict()`.
+"""RoI heads: the box branch and, in parallel, the per-detection branches (mask, keypoints), with separate
+`losses()` and `predict()`.
 
 Inference follows the paper: box branch on all proposals -> score threshold and class-wise NMS -> top
-detections -> mask branch on those boxes only -> the mask of the predicted class.
+detections -> each RoI branch on those boxes only (the mask of the predicted class, its keypoints). The branches
+follow one contract (models/roi_branch.py), so this file does not know what a mask or a keypoint is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -15,8 +18,8 @@ from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
 from .box_ops import at_least, clip_boxes, grouped_nms, rank_within
-from .mask_head import MaskRCNNHeads, MaskRCNNPredictor, mask_loss, mask_targets
-from .poolers import MultiLevelRoIAlign, pooling_features
+from .poolers import pooling_features
+from .roi_branch import InstancePredictor, RoIBranch
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
 from .structures import Targets
 
@@ -27,27 +30,28 @@ Features = dict[str, Tensor]
 class RoIPredictions:
     """Detections of a whole batch, flat and grouped by image (best first within each image).
 
-    boxes [D, 4] in resized-image pixels, scores [D], labels [D], masks [D, M, M] probabilities,
-    counts: detections per image (sum = D).
+    boxes [D, 4] in resized-image pixels, scores [D], labels [D], counts: detections per image (sum = D);
+    fields: each RoI branch's values by `Detections` field name (masks [D, M, M] probabilities, keypoints
+    [D, P, 3] in resized-image pixels).
     """
 
     boxes: Tensor
     scores: Tensor
     labels: Tensor
-    masks: Tensor | None
     counts: list[int]
+    fields: dict[str, Tensor]
 
 
 class RoIHeads(nn.Module):
+    """Box branch + RoI branches by name ("mask", "keypoint"): torchvision's `RoIHeads` state-dict names."""
+
     def __init__(
         self,
         *,
-        box_roi_pool: MultiLevelRoIAlign,
+        box_roi_pool: nn.Module,
         box_head: nn.Module,
         box_predictor: FastRCNNPredictor,
-        mask_roi_pool: MultiLevelRoIAlign,
-        mask_head: MaskRCNNHeads,
-        mask_predictor: MaskRCNNPredictor,
+        branches: Mapping[str, RoIBranch],
         fg_iou_thresh: float,
         bg_iou_thresh: float,
         batch_size_per_image: int,
@@ -57,13 +61,22 @@ class RoIHeads(nn.Module):
         self.box_roi_pool = box_roi_pool
         self.box_head = box_head
         self.box_predictor = box_predictor
-        self.mask_roi_pool = mask_roi_pool
-        self.mask_head = mask_head
-        self.mask_predictor = mask_predictor
+        self.branch_names = tuple(branches)
+        for name, branch in branches.items():
+            for part, module in branch._asdict().items():
+                self.add_module(f"{name}_{part}", module)
         self.fg_iou_thresh = fg_iou_thresh
         self.bg_iou_thresh = bg_iou_thresh
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+
+    def branch(self, name: str) -> RoIBranch:
+        return RoIBranch(*(getattr(self, f"{name}_{part}") for part in RoIBranch._fields))
+
+    def predictor(self, field: str) -> InstancePredictor | None:
+        """The branch predictor filling `Detections.<field>`, or None when the model has no such branch."""
+        predictors = (self.branch(name).predictor for name in self.branch_names)
+        return next((p for p in predictors if p.field == field), None)
 
     # ---- inference -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -78,6 +91,7 @@ class RoIHeads(nn.Module):
         detections_per_img: int,
         with_masks: bool = True,
     ) -> RoIPredictions:
+        """with_masks=False skips the mask branch (the other branches always run)."""
         levels = pooling_features(features)
         x = self.box_head(self.box_roi_pool(levels, proposals))
         class_logits, box_deltas = self.box_predictor(x)
@@ -90,15 +104,17 @@ class RoIHeads(nn.Module):
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
         )
-        masks = None
-        if with_masks:
+        fields = {}
+        for name in self.branch_names:
+            roi_pool, head, predictor = self.branch(name)
+            if predictor.field == "masks" and not with_masks:
+                continue
             if boxes.shape[0] == 0:
-                size = 2 * self.mask_roi_pool.output_size[0]
-                masks = boxes.new_zeros((0, size, size))
+                fields[predictor.field] = predictor.empty(boxes)
             else:
-                mask_features = self.mask_head(self.mask_roi_pool(levels, list(boxes.split(counts))))
-                masks = self.mask_predictor.forward_for_labels(mask_features, labels).float().sigmoid()
-        return RoIPredictions(boxes, scores, labels, masks, counts)
+                roi_features = head(roi_pool(levels, list(boxes.split(counts))))
+                fields[predictor.field] = predictor.predict(roi_features, boxes, labels)
+        return RoIPredictions(boxes, scores, labels, counts, fields)
 
     # ---- training --------------------------------------------------------------------------------------
     def losses(
@@ -108,7 +124,8 @@ class RoIHeads(nn.Module):
         image_sizes: list[tuple[int, int]],
         targets: list[Targets],
     ) -> dict[str, Tensor]:
-        """Lcls + Lbox on 512 sampled RoIs per image (1:3 fg:bg), Lmask on the positive ones."""
+        """Lcls + Lbox on 512 sampled RoIs per image (1:3 fg:bg); each branch's loss (Lmask, Lkeypoint) on the
+        positive ones, named `loss_<branch>`."""
         rois, labels, regression, matched = [], [], [], []
         for props, target in zip(proposals, targets, strict=True):
             props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
@@ -134,15 +151,25 @@ class RoIHeads(nn.Module):
         all_labels = torch.cat(labels)
         losses = box_loss(class_logits, box_deltas, all_labels, torch.cat(regression))
 
-        pos_rois = [r[lab > 0] for r, lab in zip(rois, labels, strict=True)]
-        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(levels, pos_rois)))
-        size = mask_logits.shape[-1]
-        gt_masks = [
-            mask_targets(t.masks, r, m[lab > 0], size) if t.masks.numel() else r.new_zeros((0, size, size))
-            for t, r, m, lab in zip(targets, pos_rois, matched, labels, strict=True)
-        ]
-        losses["loss_mask"] = mask_loss(mask_logits, all_labels[all_labels > 0], torch.cat(gt_masks))
+        positive = [lab > 0 for lab in labels]
+        pos_rois = [r[p] for r, p in zip(rois, positive, strict=True)]
+        pos_matched = [m[p] for m, p in zip(matched, positive, strict=True)]
+        for name in self.branch_names:
+            roi_pool, head, predictor = self.branch(name)
+            logits = predictor(head(roi_pool(levels, pos_rois)))
+            branch_targets = [
+                predictor.targets(_field(t, predictor.field), r, m)
+                for t, r, m in zip(targets, pos_rois, pos_matched, strict=True)
+            ]
+            losses[f"loss_{name}"] = predictor.loss(logits, all_labels[all_labels > 0], torch.cat(branch_targets))
         return losses
+
+
+def _field(target: Targets, name: str) -> Tensor:
+    value = getattr(target, name)
+    if value is None:
+        raise ValueError(f"the model has a branch predicting {name} but the training targets have no {name}")
+    return value
 
 
 def select_detections(

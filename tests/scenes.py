@@ -17,6 +17,8 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from models import Targets
+
 DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "assets" / "demo.safetensors"
 
 
@@ -70,3 +72,23 @@ def assert_same_results(
 def _rle(segmentation: dict[str, Any]) -> dict[str, Any]:
     counts = segmentation["counts"]
     return {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+
+
+def shapes_batch() -> tuple[list[torch.Tensor], list[Targets]]:
+    """Two 128x160 images, each with a filled rectangle and a filled disc of distinct classes and colours."""
+    images, targets = [], []
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(160), indexing="ij")
+    for shift, (rect_label, disc_label) in zip((0, 24), ((1, 2), (3, 4)), strict=True):
+        image = torch.full((3, 128, 160), 0.2)
+        rect = (yy >= 20 + shift) & (yy < 70 + shift) & (xx >= 15) & (xx < 75)
+        disc = (yy - 80) ** 2 + (xx - 115 + shift) ** 2 < 28**2
+        image[:, rect] = torch.tensor([0.9, 0.2, 0.1])[:, None]
+        image[:, disc] = torch.tensor([0.1, 0.8, 0.3])[:, None]
+        masks = torch.stack([rect & ~disc, disc]).to(torch.uint8)
+        boxes = []
+        for m in masks:
+            ys, xs = torch.where(m > 0)
+            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        images.append(image)
+        targets.append(Targets(torch.tensor(boxes, dtype=torch.float32), torch.tensor([rect_label, disc_label]), masks))
+    return images, targets

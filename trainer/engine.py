@@ -140,7 +140,7 @@ class Trainer:
     def step(self) -> None:
         _, images, targets = next(self.data)
         images = [img.to(self.device, non_blocking=True) for img in images]
-        targets = [Targets(t.boxes.to(self.device), t.labels.to(self.device), t.masks.to(self.device)) for t in targets]
+        targets = [t.to(self.device) for t in targets]
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             losses = self.ddp(images, targets)
         total = sum(losses.values())

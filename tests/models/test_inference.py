@@ -70,7 +70,7 @@ def test_results_load_into_coco_and_evaluate_to_full_ap() -> None:
         )
         full = torch.from_numpy(np.stack([masks[i] for _, i in mine]).astype(np.uint8))
         probs = mask_targets(full, boxes, torch.arange(len(mine)), 28)
-        det = Detections(boxes, torch.tensor([0.9, 0.8]), torch.tensor([lab for lab, _ in mine]), probs, (90, 120))
+        det = Detections(boxes, torch.tensor([0.9, 0.8]), torch.tensor([lab for lab, _ in mine]), (90, 120), probs)
         for r in coco_results(det, paste_masks(det.masks, det.boxes, det.image_size), NAMES, CATEGORY_IDS):
             assert r["category_id"] in (7, 11) and r["label"] in NAMES[1:]
             results.append({**r, "image_id": image_id})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from models import Detections
+from models import Detections, Targets
+from models.structures import cat
 
 
 def _detections(n: int = 4) -> Detections:
@@ -33,6 +34,27 @@ def test_tensor_and_slice_indices_keep_fields_aligned_and_masks_may_be_absent() 
     det = _detections()
     picked = det[torch.tensor([3, 1])]
     assert picked.labels.tolist() == [4, 2] and picked.boxes[0].tolist() == det.boxes[3].tolist()
-    no_masks = Detections(det.boxes, det.scores, det.labels, None, det.image_size)
+    no_masks = Detections(det.boxes, det.scores, det.labels, det.image_size)
     assert no_masks[1:3].masks is None and len(no_masks[1:3]) == 2
     assert no_masks.to("cpu").masks is None
+
+
+def test_cat_joins_every_field_and_a_field_missing_in_one_part_is_absent() -> None:
+    det = _detections()
+    joined = cat([det[:1], det[1:]])
+    for name, value in det.tensors().items():
+        assert torch.equal(getattr(joined, name), value), name
+    without = cat([det[:2], Detections(det.boxes[2:], det.scores[2:], det.labels[2:], det.image_size)])
+    assert without.masks is None and len(without) == 4
+
+
+def test_targets_move_and_index_field_generically_keypoints_included() -> None:
+    targets = Targets(
+        boxes=torch.rand(3, 4),
+        labels=torch.tensor([1, 2, 3]),
+        masks=torch.zeros(3, 5, 5),
+        keypoints=torch.rand(3, 4, 3),
+    )
+    last = targets[-1]
+    assert last.keypoints is not None and torch.equal(last.keypoints, targets.keypoints[2:])  # type: ignore[index]
+    assert set(targets.to("cpu").tensors()) == {"boxes", "labels", "masks", "keypoints"}

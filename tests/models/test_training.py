@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from models import InferenceOptions, Targets, build_model, preset
+from models import InferenceOptions, build_model, preset
 from models.postprocess import paste_masks
-
-
-def _shapes_batch() -> tuple[list[torch.Tensor], list[Targets]]:
-    """Two 128x160 images, each with a filled rectangle and a filled disc of distinct classes and colours."""
-    images, targets = [], []
-    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(160), indexing="ij")
-    for shift, (rect_label, disc_label) in zip((0, 24), ((1, 2), (3, 4)), strict=True):
-        image = torch.full((3, 128, 160), 0.2)
-        rect = (yy >= 20 + shift) & (yy < 70 + shift) & (xx >= 15) & (xx < 75)
-        disc = (yy - 80) ** 2 + (xx - 115 + shift) ** 2 < 28**2
-        image[:, rect] = torch.tensor([0.9, 0.2, 0.1])[:, None]
-        image[:, disc] = torch.tensor([0.1, 0.8, 0.3])[:, None]
-        masks = torch.stack([rect & ~disc, disc]).to(torch.uint8)
-        boxes = []
-        for m in masks:
-            ys, xs = torch.where(m > 0)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-        images.append(image)
-        targets.append(Targets(torch.tensor(boxes, dtype=torch.float32), torch.tensor([rect_label, disc_label]), masks))
-    return images, targets
+from tests.scenes import shapes_batch
 
 
 def test_losses_overfit_a_tiny_batch() -> None:
     torch.manual_seed(0)
     model = build_model(preset("tiny", mask_head_dim=32, box_head_dim=64))
-    images, targets = _shapes_batch()
+    images, targets = shapes_batch()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=2e-3)
     model.train()
