@@ -175,9 +175,7 @@ def _resize_targets(target: Targets, old_size: tuple[int, int], size: torch.Size
     return Targets(boxes=target.boxes * ratio, labels=target.labels, masks=masks)
 
 
-def rescale_boxes(
-    boxes: Tensor, from_size: tuple[int, int], to_size: tuple[int, int], clip: bool = False
-) -> Tensor:
+def rescale_boxes(boxes: Tensor, from_size: tuple[int, int], to_size: tuple[int, int], clip: bool = False) -> Tensor:
     """Boxes [N, 4] from resized-image pixels back to original-image pixels (torchvision's float32 ratios).
 
     clip: clamp them into the original image again, as Detectron2's `detector_postprocess` does (rounding of

@@ -1,24 +1,23 @@
 """Detectron2 state-dict names -> ours (torchvision's), and its class layout -> ours.
 
-The map (from Detectron2's module names; see shared/detectron2-notes.md, "The weight format and the name map"):
-
-| Detectron2 | ours |
-|---|---|
-| `backbone.bottom_up.stem.conv1.weight` (C4: `backbone.stem.*`) | `backbone.body.conv1.weight` |
-| `...stem.conv1.norm.*` | `backbone.body.bn1.*` |
-| `backbone.bottom_up.res{k}.{i}.conv{j}.weight` / `.norm.*` (C4: `backbone.res{k}`) | `backbone.body.layer{k-1}.{i}.conv{j}.weight` / `.bn{j}.*` |
-| `...res{k}.0.shortcut.weight` / `.shortcut.norm.*` | `...layer{k-1}.0.downsample.0.weight` / `.downsample.1.*` |
-| `roi_heads.res5.{i}.*` (C4) | `roi_heads.res5.{i}.*`, the same block names as above |
-| `backbone.fpn_lateral{2..5}.*` / `fpn_output{2..5}.*` | `backbone.fpn.inner_blocks.{0..3}.0.*` / `layer_blocks.{0..3}.0.*` |
-| `proposal_generator.rpn_head.conv.*` / `objectness_logits.*` / `anchor_deltas.*` | `rpn.head.conv.0.0.*` / `cls_logits.*` / `bbox_pred.*` |
-| `roi_heads.box_head.fc1.*` / `fc2.*` | `roi_heads.box_head.fc6.*` / `fc7.*` |
-| `roi_heads.box_predictor.cls_score.*` (K + 1 rows, background last) | the same, rows `[K, 0, ..., K-1]` (background first) |
-| `roi_heads.box_predictor.bbox_pred.*` (4K rows, no background) | the same with 4 zero rows first (4(K + 1)) |
-| `roi_heads.mask_head.mask_fcn{1..4}.*` | `roi_heads.mask_head.{0..3}.0.*` |
-| `roi_heads.mask_head.deconv.*` / `predictor.*` (K rows) | `roi_heads.mask_predictor.conv5_mask.*` / `mask_fcn_logits.*` (1 zero row first) |
+The map (shared/detectron2-notes.md, "The weight format and the name map"), Detectron2 -> ours:
+- `backbone.bottom_up.stem.conv1.weight` / `.norm.*` (C4: `backbone.stem.*`) -> `backbone.body.conv1.weight`
+  / `backbone.body.bn1.*`;
+- `backbone.bottom_up.res{k}.{i}.conv{j}.weight` / `.norm.*` (C4: `backbone.res{k}`) ->
+  `backbone.body.layer{k-1}.{i}.conv{j}.weight` / `.bn{j}.*`; `...res{k}.0.shortcut.weight` / `.shortcut.norm.*`
+  -> `...layer{k-1}.0.downsample.0.weight` / `.downsample.1.*`; C4's `roi_heads.res5.{i}.*` keeps its prefix;
+- `backbone.fpn_lateral{2..5}.*` / `fpn_output{2..5}.*` -> `backbone.fpn.inner_blocks.{0..3}.0.*` /
+  `layer_blocks.{0..3}.0.*`;
+- `proposal_generator.rpn_head.conv.*` / `objectness_logits.*` / `anchor_deltas.*` -> `rpn.head.conv.0.0.*` /
+  `cls_logits.*` / `bbox_pred.*`;
+- `roi_heads.box_head.fc1.*` / `fc2.*` -> `roi_heads.box_head.fc6.*` / `fc7.*`;
+- `roi_heads.box_predictor.cls_score.*` (K + 1 rows, background last) -> rows `[K, 0, ..., K-1]`;
+  `bbox_pred.*` (4K rows, no background) -> 4 zero rows first;
+- `roi_heads.mask_head.mask_fcn{1..4}.*` -> `roi_heads.mask_head.{0..3}.0.*`; `mask_head.deconv.*` /
+  `predictor.*` (K rows) -> `roi_heads.mask_predictor.conv5_mask.*` / `mask_fcn_logits.*` (1 zero row first).
 
 Background moves from Detectron2's last class to our first; the zero rows stand for background's box and mask
-outputs, which nothing reads. `ModelConfig.class_logit_order` keeps the softmax's summation order Detectron2's.
+outputs, which nothing reads. (The softmax then sums background first: scores within 1 ulp of Detectron2's.)
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ A model-zoo `model_final_*.pkl` is a pickle of `{"model": {name: ndarray}, "__au
 `DetectionCheckpointer._load_file` reads it with `pickle.load(f, encoding="latin1")` and recognises it by those
 two keys). A pickle can name any importable callable and call it while loading, so `pickle.load` on a
 downloaded file runs whatever it names. `RestrictedUnpickler.find_class` admits only what rebuilds a numpy
-array (`numpy.core.multiarray._reconstruct` or numpy 2's `numpy._core.multiarray._reconstruct`,
-`numpy.ndarray`, `numpy.dtype`) and `_codecs.encode` (how Python 3 writes bytes in protocol-2 pickles, as
-torch's own weights-only unpickler admits it); any other global stops the load, before it is called, with a
+array (`numpy.core.multiarray._reconstruct` or numpy 2's `numpy._core.multiarray._reconstruct`, protocol
+5's `numeric._frombuffer`, `numpy.ndarray`, `numpy.dtype`) and `_codecs.encode` (how Python 3 writes bytes
+in protocol-2 pickles, as torch's own weights-only unpickler admits it); any other global stops the load, before it is called, with a
 `WeightsError` that names it. Arrays of a non-numeric dtype (object, strings) are refused after loading.
 """
 
@@ -29,6 +29,8 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),  # pickle protocol 5's array form
+        ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),
