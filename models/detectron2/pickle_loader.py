@@ -8,7 +8,8 @@ downloaded file runs whatever it names. `RestrictedUnpickler.find_class` admits 
 array (`numpy.core.multiarray._reconstruct` or numpy 2's `numpy._core.multiarray._reconstruct`, protocol
 5's `numeric._frombuffer`, `numpy.ndarray`, `numpy.dtype`) and `_codecs.encode` (how Python 3 writes bytes
 in protocol-2 pickles, as torch's own weights-only unpickler admits it); any other global stops the load,
-before it is called, with a `WeightsError` that names it. Arrays of a non-numeric dtype (object, strings) are refused after loading.
+before it is called, with a `WeightsError` that names it. Arrays of a non-numeric dtype (object, strings)
+are refused after loading.
 """
 
 from __future__ import annotations
