@@ -1,0 +1,78 @@
+"""Ours against Detectron2's own `DefaultPredictor` outputs, recorded by tests/fixtures/detectron2/record.py.
+
+The fixtures are narrow Detectron2 models made by Detectron2's own `build_model` and saved in its model-zoo
+`.pkl` format, with the full Detectron2 config beside each; the recorded outputs are what `DefaultPredictor`
+returned on the test photos. No Detectron2 is needed here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from models import weights, zoo
+from models.detectron2 import load
+from models.inference import Predictor
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+RECORDED = FIXTURES / "detectron2"
+# Scores: our softmax sums background first (the class rows are reordered so that background is class 0), which
+# moves a score by at most one float32 ulp below 1 (notes, row 11).
+SCORE_ULP = 1.2e-7
+
+
+def photo(name: str) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(Image.open(FIXTURES / name).convert("RGB")).copy()).permute(2, 0, 1)
+
+
+def recorded(arch: str) -> dict[str, Any]:
+    return json.loads((RECORDED / f"{arch}.json").read_text())
+
+
+def assert_matches_detectron2(results: list[dict[str, Any]], expected: dict[str, Any], det: Any) -> None:
+    """Boxes bit for bit, classes, scores within an ulp, every mask pixel (COCO RLE decoded)."""
+    assert len(results) == len(expected["boxes"]) > 50
+    assert torch.equal(det.boxes, torch.tensor(expected["boxes"], dtype=torch.float32))
+    assert (det.labels - 1).tolist() == expected["classes"]
+    assert (det.scores - torch.tensor(expected["scores"])).abs().max().item() <= SCORE_ULP
+    size = expected["image_size"]
+    for i, (ours, theirs) in enumerate(zip(results, expected["masks"], strict=True)):
+        a = mask_utils.decode(ours["segmentation"])
+        b = mask_utils.decode({"size": size, "counts": theirs})
+        assert np.array_equal(a, b), f"mask {i}: {int((a != b).sum())} pixels differ"
+
+
+@pytest.fixture(scope="module")
+def r50_fpn() -> Predictor:
+    return Predictor(load(RECORDED / "r50_fpn.pkl", str(RECORDED / "r50_fpn.yaml")))
+
+
+@pytest.mark.parametrize("name", ["chelsea.jpg", "coffee.jpg", "astronaut.jpg"])
+def test_r50_fpn_gives_detectron2s_boxes_classes_scores_and_masks(r50_fpn: Predictor, name: str) -> None:
+    image = photo(name)
+    det = r50_fpn.detect([image])[0]
+    assert_matches_detectron2(r50_fpn([image])[0], recorded("r50_fpn")[name], det)
+
+
+def test_results_name_coco_classes_with_their_coco_ids(r50_fpn: Predictor) -> None:
+    results = r50_fpn([photo("chelsea.jpg")])[0]
+    expected = recorded("r50_fpn")["chelsea.jpg"]["classes"]
+    names, ids = r50_fpn.config.class_names, r50_fpn.config.category_ids
+    assert [r["label"] for r in results] == [names[c + 1] for c in expected]
+    assert [r["category_id"] for r in results] == [ids[c + 1] for c in expected]
+
+
+def test_a_converted_file_is_self_describing_and_gives_the_same_outputs(r50_fpn: Predictor, tmp_path: Path) -> None:
+    out = zoo.convert(RECORDED / "r50_fpn.pkl", tmp_path / "r50.safetensors", str(RECORDED / "r50_fpn.yaml"))
+    model = weights.load(out)
+    assert model.config == r50_fpn.config and model.config.category_ids == r50_fpn.config.category_ids
+    image = photo("coffee.jpg")
+    predictor = Predictor(model)
+    assert_matches_detectron2(predictor([image])[0], recorded("r50_fpn")["coffee.jpg"], predictor.detect([image])[0])
