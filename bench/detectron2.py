@@ -79,7 +79,8 @@ def ours_side(predictor: Predictor, photo: torch.Tensor):  # -> Callable[[], lis
     def run() -> list[dict]:
         det = predictor.detect([photo])[0]
         results = predictor.results(det, InferenceOptions())
-        return [{"box": b, "segmentation": r["segmentation"]["counts"]} for b, r in zip(det.boxes.tolist(), results)]
+        boxes = det.boxes.tolist()
+        return [{"box": b, "segmentation": r["segmentation"]["counts"]} for b, r in zip(boxes, results, strict=True)]
 
     return run
 
