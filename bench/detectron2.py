@@ -136,7 +136,7 @@ def main() -> None:
 
 def load_like(model: torch.nn.Module, config: object) -> torch.nn.Module:
     """The same weights under another config (here: another inference layout)."""
-    from models.mask_rcnn import build_model
+    from models import build_model
 
     other = build_model(config)  # type: ignore[arg-type]
     other.load_state_dict(model.state_dict(), strict=True)

@@ -24,14 +24,16 @@ def cell_anchors(size: int, aspect_ratios: tuple[float, ...]) -> Tensor:
     return (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
 
 
-def exact_cell_anchors(size: int, aspect_ratios: tuple[float, ...]) -> Tensor:
-    """Detectron2's `DefaultAnchorGenerator.generate_cell_anchors`: FloatTensor[A, 4] centred at (0, 0), not
-    rounded: w = sqrt(size^2 / ratio), h = ratio * w in Python floats (so float32 of the same doubles)."""
+def exact_cell_anchors(sizes: tuple[int, ...], aspect_ratios: tuple[float, ...]) -> Tensor:
+    """Detectron2's `DefaultAnchorGenerator.generate_cell_anchors`: FloatTensor[len(sizes) * len(ratios), 4]
+    centred at (0, 0), size-major (anchor s * len(ratios) + r has size s and ratio r), not rounded:
+    w = sqrt(size^2 / ratio), h = ratio * w in Python floats (so float32 of the same doubles)."""
     anchors = []
-    for ratio in aspect_ratios:
-        w = math.sqrt(size**2.0 / ratio)
-        h = ratio * w
-        anchors.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
+    for size in sizes:
+        for ratio in aspect_ratios:
+            w = math.sqrt(size**2.0 / ratio)
+            h = ratio * w
+            anchors.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
     return torch.tensor(anchors, dtype=torch.float32)
 
 
@@ -47,8 +49,10 @@ class AnchorGenerator:
         stride: AnchorStride = "padded_over_feature",
     ) -> None:
         """rounding, stride: the `ModelConfig` rules `anchor_rounding` and `anchor_stride`."""
-        make = cell_anchors if rounding == "round" else exact_cell_anchors
-        self.cell = [make(s, aspect_ratios) for s in sizes]
+        self.cell = [
+            cell_anchors(s, aspect_ratios) if rounding == "round" else exact_cell_anchors((s,), aspect_ratios)
+            for s in sizes
+        ]
         self.stride = stride
         self.num_anchors_per_location = len(aspect_ratios)
         self._cache: dict[tuple, Tensor] = {}

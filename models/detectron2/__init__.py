@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..mask_rcnn import MaskRCNN, build_model
+from .. import build_model
+from ..mask_rcnn import MaskRCNN
 from ..weights import WeightsError, first_problems
 from .arch import resolve_arch
 from .names import num_classes, to_ours

@@ -61,6 +61,18 @@ def test_r50_fpn_gives_detectron2s_boxes_classes_scores_and_masks(r50_fpn: Predi
     assert_matches_detectron2(r50_fpn([image])[0], recorded("r50_fpn")[name], det)
 
 
+@pytest.fixture(scope="module")
+def r50_c4() -> Predictor:
+    return Predictor(load(RECORDED / "r50_c4.pkl", str(RECORDED / "r50_c4.yaml")))
+
+
+@pytest.mark.parametrize("name", ["chelsea.jpg", "coffee.jpg", "astronaut.jpg"])
+def test_r50_c4_gives_detectron2s_boxes_classes_scores_and_masks(r50_c4: Predictor, name: str) -> None:
+    image = photo(name)
+    det = r50_c4.detect([image])[0]
+    assert_matches_detectron2(r50_c4([image])[0], recorded("r50_c4")[name], det)
+
+
 def test_results_name_coco_classes_with_their_coco_ids(r50_fpn: Predictor) -> None:
     results = r50_fpn([photo("chelsea.jpg")])[0]
     expected = recorded("r50_fpn")["chelsea.jpg"]["classes"]

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.ops import FrozenBatchNorm2d
 
+from models import build_model
 from models.anchors import AnchorGenerator, exact_cell_anchors
 from models.config import DETECTRON2_RULES, ModelConfig, preset
 from models.frozen_bn import BatchNormFrozenBN
 from models.inference import Predictor
-from models.mask_rcnn import build_model
 from models.postprocess import paste_masks
 from models.transform import ImageTransform, rescale_boxes
 
@@ -27,13 +27,15 @@ def test_defaults_are_torchvisions_and_the_d2_preset_sets_every_rule() -> None:
 
 
 def test_exact_cell_anchors_are_detectron2s_unrounded_ones() -> None:
-    anchors = exact_cell_anchors(32, (0.5, 1.0, 2.0))
+    anchors = exact_cell_anchors((32,), (0.5, 1.0, 2.0))
     w = math.sqrt(32**2 / 0.5)
     expected = torch.tensor([[-w / 2, -w / 4, w / 2, w / 4], [-16, -16, 16, 16], [-w / 4, -w / 2, w / 4, w / 2]])
     assert torch.equal(anchors, expected.float())
     assert anchors[0, 0].item() == pytest.approx(-22.627, abs=1e-3)
     rounded = AnchorGenerator((32,), (0.5, 1.0, 2.0)).cell[0]
     assert rounded[0].tolist() == [-23.0, -11.0, 23.0, 11.0]
+    c4 = exact_cell_anchors((32, 64), (0.5, 1.0, 2.0))  # sizes outer, ratios inner (C4's 15 on one level)
+    assert torch.equal(c4[:3], anchors) and torch.equal(c4[3:], 2 * anchors)
 
 
 def test_nominal_anchor_strides_are_powers_of_two_where_torchvision_divides() -> None:
