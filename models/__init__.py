@@ -1,7 +1,8 @@
 """Mask R-CNN (He et al.) on torchvision's ops: model, weights I/O and box-limited mask post-processing."""
 
+from .build import build_model
 from .config import InferenceOptions, ModelConfig, preset
-from .mask_rcnn import MaskRCNN, build_model
+from .mask_rcnn import MaskRCNN
 from .structures import Detections, ImageBatch, Targets
 
 __all__ = [

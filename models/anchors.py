@@ -1,4 +1,7 @@
-"""Anchor boxes of the RPN: one size and three aspect ratios per FPN level, tiled over each feature map.
+"""Anchor boxes of the RPN: sizes x aspect ratios per feature level, tiled over each feature map.
+
+FPN puts one size on each level (P2-P6); the single-level designs (C4, C5) put all five on their one level,
+as the paper's Faster R-CNN baseline does (15 anchors per location).
 
 Anchors depend only on the padded batch size and the feature sizes, so they are cached per shape.
 """
@@ -13,9 +16,11 @@ from torch import Tensor
 from .config import AnchorRounding, AnchorStride
 
 
-def cell_anchors(size: int, aspect_ratios: tuple[float, ...]) -> Tensor:
-    """Anchors centred at (0, 0): FloatTensor[A, 4], rounded as torchvision rounds them."""
-    scales = torch.as_tensor([size], dtype=torch.float32)
+def cell_anchors(sizes: tuple[int, ...], aspect_ratios: tuple[float, ...]) -> Tensor:
+    """Anchors centred at (0, 0): FloatTensor[len(ratios) * len(sizes), 4] xyxy pixels, ratio-major (anchor
+    r * len(sizes) + s has ratio r and size s), rounded: torchvision's `AnchorGenerator.generate_anchors`.
+    (Detectron2's `DefaultAnchorGenerator` orders them size-major and does not round.)"""
+    scales = torch.as_tensor(sizes, dtype=torch.float32)
     ratios = torch.as_tensor(aspect_ratios, dtype=torch.float32)
     h_ratios = torch.sqrt(ratios)
     w_ratios = 1 / h_ratios
@@ -43,18 +48,21 @@ class AnchorGenerator:
 
     def __init__(
         self,
-        sizes: tuple[int, ...],
+        sizes: tuple[tuple[int, ...], ...],
         aspect_ratios: tuple[float, ...],
         rounding: AnchorRounding = "round",
         stride: AnchorStride = "padded_over_feature",
     ) -> None:
-        """rounding, stride: the `ModelConfig` rules `anchor_rounding` and `anchor_stride`."""
-        self.cell = [
-            cell_anchors(s, aspect_ratios) if rounding == "round" else exact_cell_anchors((s,), aspect_ratios)
-            for s in sizes
-        ]
+        """sizes: the anchor sizes (pixels) of each level; every level needs as many (the RPN head is shared).
+        rounding, stride: the `ModelConfig` rules `anchor_rounding` and `anchor_stride`.
+
+        Raises ValueError when levels have different numbers of sizes."""
+        if len({len(s) for s in sizes}) != 1:
+            raise ValueError(f"every level needs the same number of anchor sizes; got {sizes}")
+        make = cell_anchors if rounding == "round" else exact_cell_anchors
+        self.cell = [make(s, aspect_ratios) for s in sizes]
         self.stride = stride
-        self.num_anchors_per_location = len(aspect_ratios)
+        self.num_anchors_per_location = len(sizes[0]) * len(aspect_ratios)
         self._cache: dict[tuple, Tensor] = {}
 
     def __call__(

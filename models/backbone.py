@@ -1,7 +1,13 @@
-"""ResNet trunk + feature pyramid (P2-P6), with torchvision's module names so its checkpoints load as they are.
+"""Backbones: a ResNet trunk (`body`, models/resnet.py) and the maps it hands to the RPN and the RoI heads.
 
-The trunk reuses torchvision's residual blocks; it is written out here only to allow a narrow stem width
-(`width` < 64) for small models, which torchvision's ResNet class cannot build.
+Three designs (`ModelConfig.features`, the paper's section 3.1 "Network Architecture"):
+- fpn: trunk + feature pyramid (`fpn`), P2-P6 for the RPN, P2-P5 for RoIAlign (torchvision's
+  `resnet_fpn_backbone`);
+- c4: trunk through res4 (stride 16), one map for both; res5 becomes the RoI head (models/res5_heads.py);
+- c5: trunk through res5 (stride 32), one map for both.
+Each declares its maps' names and strides (`feature_strides`) and which of them the RoI heads pool from
+(`roi_features`), so nothing downstream assumes the pyramid. Module names are torchvision's, so its ImageNet
+trunks load into `backbone.body` with `strict=True` (all but `fc`; for c4 but `layer4` too, which is the head).
 """
 
 from __future__ import annotations
@@ -11,64 +17,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from .config import RESNET_LAYERS, ModelConfig
-
-
-class ResNetTrunk(nn.Module):
-    """conv1 -> bn1 -> relu -> maxpool -> layer1..layer4, returning C2-C5 (strides 4, 8, 16, 32).
-
-    Input FloatTensor[B, 3, H, W] -> four maps with width, 2, 4, 8 x width x expansion channels.
-    """
-
-    def __init__(self, depth: str, width: int = 64, norm_layer: Callable[[int], nn.Module] = FrozenBatchNorm2d):
-        super().__init__()
-        kind, blocks = RESNET_LAYERS[depth]
-        block: type[BasicBlock] | type[Bottleneck] = BasicBlock if kind == "basic" else Bottleneck
-        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = norm_layer(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        in_channels = width
-        self.out_channels: list[int] = []
-        for stage, num_blocks in enumerate(blocks):
-            planes = width * 2**stage
-            stride = 1 if stage == 0 else 2
-            layers = []
-            for i in range(num_blocks):
-                downsample = None
-                if i == 0 and (stride != 1 or in_channels != planes * block.expansion):
-                    downsample = nn.Sequential(
-                        nn.Conv2d(in_channels, planes * block.expansion, 1, stride=stride, bias=False),
-                        norm_layer(planes * block.expansion),
-                    )
-                # BasicBlock only supports base_width 64; keep torchvision's argument for both block kinds.
-                layers.append(block(in_channels, planes, stride if i == 0 else 1, downsample, norm_layer=norm_layer))
-                in_channels = planes * block.expansion
-            self.add_module(f"layer{stage + 1}", nn.Sequential(*layers))
-            self.out_channels.append(in_channels)
-        _init_resnet(self)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c2 = self.layer1(x)
-        c3 = self.layer2(c2)
-        c4 = self.layer3(c3)
-        c5 = self.layer4(c4)
-        return [c2, c3, c4, c5]
-
-
-def _init_resnet(module: nn.Module) -> None:
-    """torchvision's ResNet initialisation (He normal for convs, BN at identity)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
+from .config import ModelConfig
+from .resnet import ResNetTrunk
 
 
 class BackboneWithFPN(nn.Module):
@@ -84,10 +37,33 @@ class BackboneWithFPN(nn.Module):
             body.out_channels, out_channels, extra_blocks=LastLevelMaxPool(), norm_layer=fpn_norm
         )
         self.out_channels = out_channels
+        self.feature_strides: dict[str, int] = {"0": 4, "1": 8, "2": 16, "3": 32, "pool": 64}
+        self.roi_features: tuple[str, ...] = ("0", "1", "2", "3")  # P6 feeds only the RPN
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         features = OrderedDict((str(i), c) for i, c in enumerate(self.body(x)))
         return self.fpn(features)
+
+
+class SingleLevelBackbone(nn.Module):
+    """The trunk's last map alone (C4: res4, stride 16; C5: res5, stride 32), for the RPN and the RoI heads.
+
+    Output: OrderedDict {name: FloatTensor[B, out_channels, H/s, W/s]} with name 'res4' or 'res5'.
+    """
+
+    def __init__(self, body: ResNetTrunk) -> None:
+        super().__init__()
+        self.body = body
+        self.out_channels = body.out_channels[-1]
+        name = f"res{len(body.out_channels) + 1}"
+        self.feature_strides = {name: body.strides[-1]}
+        self.roi_features = (name,)
+
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
+        return OrderedDict([(self.roi_features[0], self.body(x)[-1])])
+
+
+Backbone = BackboneWithFPN | SingleLevelBackbone
 
 
 def norm_layer(name: str) -> Callable[[int], nn.Module] | None:
@@ -103,11 +79,19 @@ def norm_layer(name: str) -> Callable[[int], nn.Module] | None:
     raise ValueError(f"unknown norm {name!r}")
 
 
-def build_backbone(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | None = None) -> BackboneWithFPN:
-    """The trunk's norm is `config.trunk_norm` (frozen BatchNorm with ImageNet statistics, as in the paper, by
-    default) unless the caller passes another; the FPN's is `config.fpn_norm` (bn in torchvision's
-    `maskrcnn_resnet50_fpn_v2`, none in v1)."""
+def build_backbone(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | None = None) -> Backbone:
+    """The backbone of `config.features`. The trunk's norm is `config.trunk_norm` (frozen BatchNorm with ImageNet
+    statistics, as in the paper, by default) unless the caller passes another; the FPN's is `config.fpn_norm`
+    (bn in torchvision's `maskrcnn_resnet50_fpn_v2`, none in v1)."""
     trunk = trunk_norm or norm_layer(config.trunk_norm)
     assert trunk is not None
-    body = ResNetTrunk(config.backbone, config.backbone_width, norm_layer=trunk)
-    return BackboneWithFPN(body, config.fpn_channels, norm_layer(config.fpn_norm))
+    body = ResNetTrunk(
+        config.backbone,
+        config.backbone_width,
+        norm_layer=trunk,
+        stages=3 if config.features == "c4" else 4,
+        stride_in_1x1=config.trunk_stride_in_1x1,
+    )
+    if config.features == "fpn":
+        return BackboneWithFPN(body, config.fpn_channels, norm_layer(config.fpn_norm))
+    return SingleLevelBackbone(body)

@@ -16,7 +16,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101"]
+Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnext101_32x8d"]
+# Which maps the heads read (the paper's section 3.1, "Network Architecture"): fpn = P2-P6 for the RPN, P2-P5 for
+# RoIAlign; c4 = res4 (stride 16) for both, with res5 as the RoI head (Detectron2's `Res5ROIHeads`; box_head*,
+# mask_head_norm unused, mask_head_dim = its deconv's width); c5 = res5 (stride 32) for both, with the FPN heads
+# (the paper's Table 2d). c4 and c5 have no FPN (fpn_* unused).
+Features = Literal["fpn", "c4", "c5"]
 TrunkNorm = Literal["frozen_bn", "bn", "gn"]
 Norm = Literal["none", "bn", "gn"]
 BoxHead = Literal["mlp", "conv_fc"]
@@ -68,6 +73,10 @@ class ModelConfig:
     # ResNet, smaller is a narrow one.
     backbone: Backbone = "resnet50"
     backbone_width: int = 64
+    # Stride of each strided bottleneck on its 1x1 conv1 instead of the 3x3 conv2: Detectron2's MSRA trunks
+    # (`MODEL.RESNETS.STRIDE_IN_1X1`, its R50/R101); False is torchvision's (and Detectron2's X101).
+    trunk_stride_in_1x1: bool = False
+    features: Features = "fpn"
     # The trunk's norm: frozen_bn (ImageNet statistics, the paper's choice with a pretrained trunk; torchvision's
     # FrozenBatchNorm2d) | bn | gn. A model trained from scratch needs a trainable one.
     trunk_norm: TrunkNorm = "frozen_bn"
@@ -76,7 +85,7 @@ class ModelConfig:
     fpn_norm: Norm = "none"
     # RPN: 3x3 convs before the objectness and box convs (torchvision's `RPNHead(conv_depth=)`): 1 in v1, 2 in v2.
     rpn_conv_depth: int = 1
-    # One anchor size per FPN level (P2-P6), three aspect ratios.
+    # One anchor size per FPN level (P2-P6), or all of them on the single level of c4 / c5; per aspect ratio.
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     rpn_pre_nms_top_n_train: int = 2000
@@ -105,7 +114,9 @@ class ModelConfig:
     # Mask probabilities and loss (Table 2b): sigmoid = per-class sigmoid + BCE on the ground-truth class (the
     # paper's) | softmax = per-pixel softmax over the K classes + multinomial cross-entropy (models/mask_losses.py).
     mask_loss: MaskLoss = "sigmoid"
-    mask_resolution: int = 14  # RoI feature size for the mask head; predicted masks are twice this
+    # RoI feature size for the mask head; predicted masks are twice this. c4: the RoI size of both branches
+    # before res5 (which halves it), and of the predicted masks (Detectron2's R50-C4: 14).
+    mask_resolution: int = 14
     box_fg_iou_thresh: float = 0.5
     box_bg_iou_thresh: float = 0.5
     box_batch_size_per_image: int = 512
@@ -177,6 +188,12 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
         if self.size_divisible < 1:
             raise ValueError(f"size_divisible must be >= 1 (1 = no padding); got {self.size_divisible}")
+        if self.features == "fpn" and len(self.anchor_sizes) != 5:
+            raise ValueError(f"fpn needs one anchor size per level P2-P6 (5); got {len(self.anchor_sizes)}")
+        if self.features == "c4" and self.mask_head == "mlp":
+            raise ValueError("c4 runs res5 as the mask head: mask_head must be 'fcn' (its deconv predictor) or 'none'")
+        if self.trunk_stride_in_1x1 and RESNET_LAYERS[self.backbone].block == "basic":
+            raise ValueError(f"trunk_stride_in_1x1 needs a bottleneck trunk; {self.backbone} has basic blocks")
         if self.rpn_conv_depth not in (1, 2):
             raise ValueError(f"rpn_conv_depth must be 1 or 2; got {self.rpn_conv_depth!r}")
         if self.class_names and len(self.class_names) != self.num_classes:
@@ -204,12 +221,24 @@ def _literal_fields() -> dict[str, tuple[Any, ...]]:
     return {name: get_args(hint) for name, hint in hints.items() if get_origin(hint) is Literal}
 
 
-# Blocks per stage and block type of each ResNet depth (torchvision's resnet18 ... resnet101).
-RESNET_LAYERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+@dataclass(frozen=True)
+class ResNetSpec:
+    """One trunk of torchvision's `models.resnet`: block type, blocks per stage (res2-res5), and ResNeXt's
+    cardinality (`groups`) and width of each group at width 64 (`width_per_group`)."""
+
+    block: Literal["basic", "bottleneck"]
+    layers: tuple[int, int, int, int]
+    groups: int = 1
+    width_per_group: int = 64
+
+
+# torchvision's resnet18 ... resnet101 and resnext101_32x8d.
+RESNET_LAYERS: dict[str, ResNetSpec] = {
+    "resnet18": ResNetSpec("basic", (2, 2, 2, 2)),
+    "resnet34": ResNetSpec("basic", (3, 4, 6, 3)),
+    "resnet50": ResNetSpec("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ResNetSpec("bottleneck", (3, 4, 23, 3)),
+    "resnext101_32x8d": ResNetSpec("bottleneck", (3, 4, 23, 3), groups=32, width_per_group=8),
 }
 
 
@@ -243,12 +272,28 @@ class InferenceOptions:
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
-    """Named architectures: torchvision's two COCO models, and small ones for tests and the demo."""
+    """Named architectures: torchvision's two COCO models, the paper's backbones (full size, 91 classes as
+    torchvision's COCO models), and small ones for tests and the demo.
+
+    The single-level designs take the RPN numbers of Detectron2's `Base-RCNN-C4.yaml`: all five anchor sizes on
+    one level, 12000 / 6000 top-scoring anchors before NMS (training / testing), 2000 / 1000 proposals after.
+    """
+    single_level = {
+        "rpn_pre_nms_top_n_train": 12000,
+        "rpn_pre_nms_top_n_test": 6000,
+        "rpn_post_nms_top_n_train": 2000,
+        "rpn_post_nms_top_n_test": 1000,
+    }
     presets: dict[str, dict[str, Any]] = {
         "resnet50_fpn": {},
         "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
         # Detectron2's model-zoo R50-FPN (models/detectron2/arch.py adds its trunk and class rules).
         "d2": DETECTRON2_RULES,
+        "r50-fpn": {},
+        "r101-fpn": {"backbone": "resnet101"},
+        "x101-fpn": {"backbone": "resnext101_32x8d"},
+        "r50-c4": {"features": "c4", **single_level},
+        "r50-c5": {"features": "c5", **single_level},
         # A few-MB model for unit tests: narrow ResNet-18, small images, few proposals.
         "tiny": {
             "backbone": "resnet18",

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import box_area, roi_align
 
-FPN_LEVELS = ["0", "1", "2", "3"]  # P2-P5; P6 ('pool') feeds only the RPN
-FPN_STRIDES = (4, 8, 16, 32)  # their strides in input pixels
+FPN_STRIDES = (4, 8, 16, 32)  # P2-P5's strides in input pixels; P6 feeds only the RPN
 _MIN_ROIS_PER_THREAD = 32
 
 
@@ -28,8 +27,9 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
-    """P2-P5 as contiguous float32 [B, C, H_l, W_l]: the layout roi_align reads without copying."""
-    return [features[k].float().contiguous() for k in FPN_LEVELS]
+    """The maps the RoI heads pool from (the backbone's `roi_features`: P2-P5, or res4 / res5 alone), finest
+    first, as contiguous float32 [B, C, H_l, W_l]: the layout roi_align reads without copying."""
+    return [f.float().contiguous() for f in features.values()]
 
 
 class MultiLevelRoIAlign(nn.Module):
@@ -91,7 +91,9 @@ class MultiLevelRoIAlign(nn.Module):
         return torch.cat(list(parts))
 
 
-def build_pooler(kind: str, output_size: int, sampling_ratio: int = 2) -> MultiLevelRoIAlign:
+def build_pooler(
+    kind: str, output_size: int, sampling_ratio: int = 2, strides: tuple[int, ...] = FPN_STRIDES
+) -> MultiLevelRoIAlign:
     if kind != "align":
         raise ValueError(f"unknown RoI pooler {kind!r}")
-    return MultiLevelRoIAlign(output_size, sampling_ratio)
+    return MultiLevelRoIAlign(output_size, sampling_ratio, strides)

@@ -19,8 +19,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
+from .build import build_model
 from .config import ModelConfig, preset
-from .mask_rcnn import MaskRCNN, build_model
+from .mask_rcnn import MaskRCNN
 
 FORMAT = "maskrcnn/2"  # 2: explicit architecture fields instead of `variant`; files of format 1 are upgraded
 FORMAT_1 = "maskrcnn/1"

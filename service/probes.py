@@ -71,10 +71,10 @@ async def sample() -> FileResponse:
 
 
 def describe(config: Any) -> str:
-    """'Mask R-CNN, resnet50 FPN (v1), 80 classes' from the ModelConfig in the weights file."""
+    """'Mask R-CNN, resnet50 FPN (v1), 80 classes' (or C4, C5) from the ModelConfig in the weights file."""
     names = config.class_names[1:] if config.class_names else ()
     classes = sum(1 for name in names if name != "N/A") if names else config.num_classes - 1
-    return f"Mask R-CNN, {config.backbone} FPN ({_heads(config)}), {classes} classes"
+    return f"Mask R-CNN, {config.backbone} {config.features.upper()} ({_heads(config)}), {classes} classes"
 
 
 def _heads(config: Any) -> str:

@@ -44,24 +44,42 @@ FINAL_WEIGHTS = "model_final.safetensors"
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
-    """A torchvision ImageNet ResNet state dict -> `model.backbone.body`, non-strictly (the fc layer is ignored)."""
+    """A torchvision ImageNet ResNet state dict -> `model.backbone.body`, non-strictly (the fc layer is ignored).
+
+    A C4 model's trunk stops at res4: ImageNet's `layer4` goes to its RoI head, `roi_heads.res5` (as Detectron2's
+    Res5ROIHeads starts from the ImageNet res5).
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    body: nn.Module = model.backbone.body  # type: ignore[assignment]
-    result = body.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    loaded = len(state) - len(result.unexpected_keys)
-    if loaded == 0:
-        raise ValueError(f"{path}: no tensor fits the {type(body).__name__} trunk; is it a ResNet state dict?")
-    log.info(
-        "backbone: loaded %d tensors from %s; %d missing, %d ignored",
-        loaded,
-        path,
-        len(missing),
-        len(result.unexpected_keys),
-    )
+    parts: list[tuple[str, nn.Module, dict[str, torch.Tensor]]] = [("backbone", model.backbone.body, state)]  # type: ignore[list-item]
+    res5 = getattr(model.roi_heads, "res5", None)
+    if isinstance(res5, nn.Module):
+        state, layer4 = _split_prefix(state, "layer4.")
+        parts = [("backbone", model.backbone.body, state), ("res5 RoI head", res5, layer4)]  # type: ignore[list-item]
+    for name, module, part in parts:
+        result = module.load_state_dict(part, strict=False)
+        missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+        loaded = len(part) - len(result.unexpected_keys)
+        if loaded == 0:
+            raise ValueError(f"{path}: no tensor fits the {type(module).__name__} {name}; is it a ResNet state dict?")
+        log.info(
+            "%s: loaded %d tensors from %s; %d missing, %d ignored",
+            name,
+            loaded,
+            path,
+            len(missing),
+            len(result.unexpected_keys),
+        )
+
+
+def _split_prefix(
+    state: dict[str, torch.Tensor], prefix: str
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the keys without `prefix`, the keys with it, stripped of it)."""
+    rest = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    return rest, {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 def params_digest(model: nn.Module) -> str:

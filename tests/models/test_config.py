@@ -81,7 +81,8 @@ def test_defaults_are_torchvision_v1_and_the_v2_preset_sets_four_fields() -> Non
 @pytest.mark.parametrize(
     ("name", "allowed"),
     [
-        ("backbone", "'resnet18', 'resnet34', 'resnet50', 'resnet101'"),
+        ("backbone", "'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnext101_32x8d'"),
+        ("features", "'fpn', 'c4', 'c5'"),
         ("trunk_norm", "'frozen_bn', 'bn', 'gn'"),
         ("fpn_norm", "'none', 'bn', 'gn'"),
         ("box_head", "'mlp', 'conv_fc'"),

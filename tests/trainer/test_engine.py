@@ -104,3 +104,16 @@ def test_backbone_weights_load_into_the_trunk(tmp_path: Path) -> None:
     torch.save({"unrelated": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="no tensor fits"):
         load_backbone_weights(model, tmp_path / "bad.pth")
+
+
+def test_a_c4_model_takes_imagenet_layer4_into_its_res5_roi_head(tmp_path: Path) -> None:
+    resnet = torchvision.models.resnet50()
+    torch.save(resnet.state_dict(), tmp_path / "r50.pth")
+    model = build_model(preset("r50-c4", num_classes=3))
+    load_backbone_weights(model, tmp_path / "r50.pth")
+    assert torch.equal(model.backbone.body.layer3[5].conv3.weight, resnet.layer3[5].conv3.weight)
+    assert torch.equal(model.roi_heads.res5[2].conv2.weight, resnet.layer4[2].conv2.weight)
+    assert torch.equal(model.roi_heads.res5[0].downsample[1].running_mean, resnet.layer4[0].downsample[1].running_mean)
+    torch.save({"unrelated": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="no tensor fits"):
+        load_backbone_weights(model, tmp_path / "bad.pth")
