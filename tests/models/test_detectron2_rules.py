@@ -32,7 +32,7 @@ def test_exact_cell_anchors_are_detectron2s_unrounded_ones() -> None:
     expected = torch.tensor([[-w / 2, -w / 4, w / 2, w / 4], [-16, -16, 16, 16], [-w / 4, -w / 2, w / 4, w / 2]])
     assert torch.equal(anchors, expected.float())
     assert anchors[0, 0].item() == pytest.approx(-22.627, abs=1e-3)
-    rounded = AnchorGenerator((32,), (0.5, 1.0, 2.0)).cell[0]
+    rounded = AnchorGenerator(((32,),), (0.5, 1.0, 2.0)).cell[0]
     assert rounded[0].tolist() == [-23.0, -11.0, 23.0, 11.0]
     c4 = exact_cell_anchors((32, 64), (0.5, 1.0, 2.0))  # sizes outer, ratios inner (C4's 15 on one level)
     assert torch.equal(c4[:3], anchors) and torch.equal(c4[3:], 2 * anchors)
@@ -40,8 +40,9 @@ def test_exact_cell_anchors_are_detectron2s_unrounded_ones() -> None:
 
 def test_nominal_anchor_strides_are_powers_of_two_where_torchvision_divides() -> None:
     sizes = [(200, 304), (100, 152), (50, 76), (25, 38), (13, 19)]  # P2-P6 of an 800 x 1216 batch
-    tv = AnchorGenerator((32, 64, 128, 256, 512), (1.0,))((800, 1216), sizes, torch.device("cpu"))
-    d2 = AnchorGenerator((32, 64, 128, 256, 512), (1.0,), stride="nominal")((800, 1216), sizes, torch.device("cpu"))
+    per_level = ((32,), (64,), (128,), (256,), (512,))
+    tv = AnchorGenerator(per_level, (1.0,))((800, 1216), sizes, torch.device("cpu"))
+    d2 = AnchorGenerator(per_level, (1.0,), stride="nominal")((800, 1216), sizes, torch.device("cpu"))
     p6 = sum(h * w for h, w in sizes[:4])
     assert d2[p6 + 1, 0] - d2[p6, 0] == 64 and d2[p6 + 19, 1] - d2[p6, 1] == 64
     assert tv[p6 + 19, 1] - tv[p6, 1] == 61  # 800 // 13
