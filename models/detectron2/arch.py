@@ -253,16 +253,16 @@ def model_config(d2: Detectron2Config) -> ModelConfig:
 
 
 def _backbone(d2: Detectron2Config) -> str:
-    """Our trunk name; a narrow trunk must be torchvision-shaped (res2 = 4 x stem, bottleneck = stem)."""
-    if d2.groups == 32 and d2.width_per_group == 8 and d2.depth == 101:
-        if (d2.stem_width, d2.res2_width) != (64, 256):
-            raise ArchError("X101-32x8d is supported at full width only (STEM_OUT_CHANNELS 64, RES2 256)")
+    """Our trunk name. A narrow trunk must be torchvision-shaped: RES2 = 4 x STEM, and a bottleneck as wide as
+    the stem (ResNet: WIDTH_PER_GROUP = STEM) or four times it in 32 groups (ResNeXt 32x8d: WIDTH_PER_GROUP x 8
+    = STEM, torchvision's int(planes * 8 / 64) * 32)."""
+    if d2.res2_width != 4 * d2.stem_width:
+        raise ArchError(f"RESNETS.RES2_OUT_CHANNELS {d2.res2_width} must be 4 x STEM_OUT_CHANNELS {d2.stem_width}")
+    if d2.groups == 32 and d2.depth == 101 and d2.width_per_group * 8 == d2.stem_width:
         return "resnext101_32x8d"
-    if d2.groups != 1:
-        raise ArchError(f"RESNETS.NUM_GROUPS {d2.groups} x WIDTH_PER_GROUP {d2.width_per_group} is not supported")
-    if d2.res2_width != 4 * d2.stem_width or d2.width_per_group != d2.stem_width:
+    if d2.groups != 1 or d2.width_per_group != d2.stem_width:
         raise ArchError(
-            f"trunk widths STEM {d2.stem_width}, RES2 {d2.res2_width}, WIDTH_PER_GROUP {d2.width_per_group}: "
-            "need RES2 = 4 x STEM and WIDTH_PER_GROUP = STEM"
+            f"RESNETS.NUM_GROUPS {d2.groups} x WIDTH_PER_GROUP {d2.width_per_group} at STEM_OUT_CHANNELS "
+            f"{d2.stem_width} is not a trunk we build (ResNet: 1 x STEM; ResNeXt-101: 32 x STEM / 8)"
         )
     return f"resnet{d2.depth}"
