@@ -151,9 +151,10 @@ class ModelConfig:
     # 4. Frozen BatchNorm of the trunk: x * scale + shift (torchvision's FrozenBatchNorm2d) | F.batch_norm with the
     #    running statistics (Detectron2's FrozenBatchNorm2d at inference).
     frozen_bn_arithmetic: FrozenBNArithmetic = "scale_shift"
-    # 4. How `Predictor` lays the model out: fast = frozen BatchNorm folded into the conv before it and NHWC
-    #    (channels-last) convolutions, outputs equal to float rounding | exact = the modules as built, NCHW, so
-    #    that outputs equal the reference library's bit for bit.
+    # 4. How inference lays the model out: fast = frozen BatchNorm folded into the conv before it, NHWC
+    #    (channels-last) convolutions, images of one padded size batched; outputs equal to float rounding |
+    #    exact = the modules as built, NCHW, one image per forward, so that outputs equal the reference
+    #    library's bit for bit (`Predictor`, `MaskRCNN.predict`).
     inference_layout: InferenceLayout = "fast"
     # 5. Cell anchors: rounded to whole pixels (torchvision's `AnchorGenerator.generate_anchors`) | exact
     #    (Detectron2's `DefaultAnchorGenerator.generate_cell_anchors`, e.g. +-22.627 x 11.314).

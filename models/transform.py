@@ -57,18 +57,19 @@ class ImageTransform:
         resized, resized_targets = self._resize_all(images, targets, training)
         return self._batch(resized, [_size(img) for img in images]), resized_targets
 
-    def size_groups(self, images: list[Tensor]) -> list[tuple[list[int], ImageBatch]]:
+    def size_groups(self, images: list[Tensor], alone: bool = False) -> list[tuple[list[int], ImageBatch]]:
         """Inference: (input indices, ImageBatch) per padded size, so that no image is padded beyond its own size.
 
         Zero padding is not neutral: it enters every convolution near the image's right and bottom border,
         the RPN's anchors and the RoI features, so an image padded to a larger batch-mate gets other detections
         than alone (torchvision's batched inference has this fault). Images that pad to the same size share
-        one batch and get, to float rounding, the detections each would get alone.
+        one batch and get, to float rounding, the detections each would get alone. alone: one image per batch,
+        so that the float rounding is the single-image forward's too (batched convolutions round differently).
         """
         resized, _ = self._resize_all(images)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[object, list[int]] = {}
         for i, image in enumerate(resized):
-            groups.setdefault(self.padded_size(_size(image)), []).append(i)
+            groups.setdefault(i if alone else self.padded_size(_size(image)), []).append(i)
         return [
             (indices, self._batch([resized[i] for i in indices], [_size(images[i]) for i in indices]))
             for indices in groups.values()

@@ -73,6 +73,14 @@ def test_r50_c4_gives_detectron2s_boxes_classes_scores_and_masks(r50_c4: Predict
     assert_matches_detectron2(r50_c4([image])[0], recorded("r50_c4")[name], det)
 
 
+def test_a_batch_of_photos_gives_each_photo_detectron2s_outputs(r50_fpn: Predictor) -> None:
+    """chelsea and coffee pad to the same size: the exact layout still runs them one per forward."""
+    names = ["chelsea.jpg", "coffee.jpg", "astronaut.jpg"]
+    images = [photo(n) for n in names]
+    for name, results, det in zip(names, r50_fpn(images), r50_fpn.detect(images), strict=True):
+        assert_matches_detectron2(results, recorded("r50_fpn")[name], det)
+
+
 def test_results_name_coco_classes_with_their_coco_ids(r50_fpn: Predictor) -> None:
     results = r50_fpn([photo("chelsea.jpg")])[0]
     expected = recorded("r50_fpn")["chelsea.jpg"]["classes"]
