@@ -24,7 +24,7 @@ from .mask_head import MaskRCNNPredictor, fcn_mask_branch
 from .mask_losses import MASK_LOSSES
 from .mask_mlp_head import mlp_mask_branch
 from .mask_rcnn import MaskRCNN
-from .poolers import FPN_STRIDES, build_pooler
+from .poolers import FPN_STRIDES, config_pooler
 from .res5_heads import Res5RoIHeads
 from .resnet import init_resnet, make_stage, stage_channels
 from .roi_branch import RoIBranch
@@ -94,7 +94,7 @@ def _fpn_heads(config: ModelConfig, backbone: Backbone) -> RoIHeads:
         else TwoMLPHead(channels * BOX_RESOLUTION**2, config.box_head_dim)
     )
     return RoIHeads(
-        box_roi_pool=build_pooler(config.pooler, BOX_RESOLUTION, strides=strides),
+        box_roi_pool=config_pooler(config, BOX_RESOLUTION, strides),
         box_head=box_head,
         box_predictor=FastRCNNPredictor(config.box_head_dim, config.num_classes),
         branches=roi_branches(config, channels, strides),
@@ -107,22 +107,16 @@ def _fpn_heads(config: ModelConfig, backbone: Backbone) -> RoIHeads:
 
 def roi_branches(config: ModelConfig, channels: int, strides: tuple[int, ...] = FPN_STRIDES) -> dict[str, RoIBranch]:
     """The per-detection branches the config asks for, by name (torchvision's "mask", "keypoint"), pooling
-    from maps of these strides (the branch factories build P2-P5 poolers; c5 swaps in one at stride 32)."""
+    from `channels`-wide maps of these strides (P2-P5, or res5 alone for c5)."""
     branches = {}
     if config.mask_head != "none":
-        branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels)
-    if strides != FPN_STRIDES:
-        branches = {
-            name: b._replace(roi_pool=build_pooler(config.pooler, b.roi_pool.output_size[0], strides=strides))
-            for name, b in branches.items()
-        }
+        branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels, strides)
     return branches
 
 
-MASK_BRANCHES: dict[MaskHead, Callable[[ModelConfig, int], RoIBranch]] = {
-    "fcn": fcn_mask_branch,
-    "mlp": mlp_mask_branch,
-}
+# A branch factory: (config, channels of the RoI maps, their strides) -> the branch's pooler, head, predictor.
+BranchFactory = Callable[[ModelConfig, int, tuple[int, ...]], RoIBranch]
+MASK_BRANCHES: dict[MaskHead, BranchFactory] = {"fcn": fcn_mask_branch, "mlp": mlp_mask_branch}
 
 
 def _res5_heads(config: ModelConfig, backbone: Backbone, trunk_norm: Callable[[int], nn.Module] | None) -> Res5RoIHeads:
@@ -136,7 +130,7 @@ def _res5_heads(config: ModelConfig, backbone: Backbone, trunk_norm: Callable[[i
     init_resnet(res5)
     channels = stage_channels(spec, 3, config.backbone_width)
     return Res5RoIHeads(
-        roi_pool=build_pooler(config.pooler, config.mask_resolution, strides=_roi_strides(backbone)),
+        roi_pool=config_pooler(config, config.mask_resolution, _roi_strides(backbone)),
         res5=res5,
         box_predictor=FastRCNNPredictor(channels, config.num_classes),
         mask_predictor=None

@@ -25,7 +25,7 @@ Features = Literal["fpn", "c4", "c5"]
 TrunkNorm = Literal["frozen_bn", "bn", "gn"]
 Norm = Literal["none", "bn", "gn"]
 BoxHead = Literal["mlp", "conv_fc"]
-Pooler = Literal["align"]
+Pooler = Literal["align", "pool", "warp"]
 MaskHead = Literal["fcn", "mlp", "none"]
 MaskLoss = Literal["sigmoid", "softmax"]
 InputChannels = Literal["rgb", "bgr"]
@@ -54,6 +54,8 @@ DETECTRON2_RULES: dict[str, Any] = {
     "anchor_stride": "nominal",
     "rpn_nms_score": "logit",
     "rpn_box_filter": "empty",
+    "pooler_aligned": True,  # 9. ROIAlignV2
+    "pooler_sampling_ratio": 0,
     "output_box_clip": True,
     "mask_paste": "grid_sample",
     "mask_thresh_inclusive": True,
@@ -98,7 +100,11 @@ class ModelConfig:
     rpn_batch_size_per_image: int = 256
     rpn_positive_fraction: float = 0.5
     # RoI heads.
-    pooler: Pooler = "align"  # RoIAlign, the paper's choice (torchvision's MultiScaleRoIAlign)
+    # RoI features for every branch (models/poolers.py): align = RoIAlign, the paper's choice (torchvision's
+    # MultiScaleRoIAlign) | pool = RoIPool (quantised, max) | warp = RoIWarp (quantised box, bilinear); Table 2c.
+    pooler: Pooler = "align"
+    pooler_aligned: bool = False  # align only: half-pixel offset (roi_align(aligned=True), Detectron2's ROIAlignV2)
+    pooler_sampling_ratio: int = 2  # align and warp: bilinear samples per bin side; 0 = adaptive (Detectron2)
     # The box head: mlp = two fc layers (torchvision's TwoMLPHead, v1) | conv_fc = four 3x3 conv+BN, one fc
     # (torchvision's FastRCNNConvFCHead, v2).
     box_head: BoxHead = "mlp"
@@ -197,6 +203,10 @@ class ModelConfig:
             raise ValueError(f"trunk_stride_in_1x1 needs a bottleneck trunk; {self.backbone} has basic blocks")
         if self.rpn_conv_depth not in (1, 2):
             raise ValueError(f"rpn_conv_depth must be 1 or 2; got {self.rpn_conv_depth!r}")
+        if self.pooler_aligned and self.pooler != "align":
+            raise ValueError(f"pooler_aligned applies to pooler 'align' only; got pooler {self.pooler!r}")
+        if self.pooler_sampling_ratio < 0:
+            raise ValueError(f"pooler_sampling_ratio must be >= 0 (0 = adaptive); got {self.pooler_sampling_ratio}")
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if self.category_ids and len(self.category_ids) != self.num_classes:
@@ -288,8 +298,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     presets: dict[str, dict[str, Any]] = {
         "resnet50_fpn": {},
         "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
-        # Detectron2's model-zoo R50-FPN (models/detectron2/arch.py adds its trunk and class rules).
-        "d2": DETECTRON2_RULES,
+        # Detectron2's model-zoo R50-FPN: its MSRA trunk and every rule (models/detectron2/arch.py adds classes).
+        "d2": {**DETECTRON2_RULES, "trunk_stride_in_1x1": True},
         "r50-fpn": {},
         "r101-fpn": {"backbone": "resnet101"},
         "x101-fpn": {"backbone": "resnext101_32x8d"},

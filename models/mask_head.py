@@ -15,7 +15,7 @@ from torchvision.ops import Conv2dNormActivation, roi_align
 from .backbone import norm_layer
 from .config import ModelConfig
 from .mask_losses import MASK_LOSSES, SigmoidMasks, SoftmaxMasks
-from .poolers import build_pooler
+from .poolers import config_pooler
 from .roi_branch import RoIBranch
 
 
@@ -116,10 +116,10 @@ def mask_targets(gt_masks: Tensor, boxes: Tensor, matched: Tensor, size: int) ->
     return roi_align(gt_masks[:, None].to(rois), rois, (size, size), 1.0)[:, 0]
 
 
-def fcn_mask_branch(config: ModelConfig, channels: int) -> RoIBranch:
-    """The paper's FCN mask branch on `channels`-wide FPN features: 14x14 RoIs -> 4 convs -> 28x28 masks."""
+def fcn_mask_branch(config: ModelConfig, channels: int, strides: tuple[int, ...]) -> RoIBranch:
+    """The paper's FCN mask branch on `channels`-wide maps of these strides: 14x14 RoIs -> 4 convs -> 28x28 masks."""
     return RoIBranch(
-        build_pooler(config.pooler, config.mask_resolution),
+        config_pooler(config, config.mask_resolution, strides),
         MaskRCNNHeads(channels, config.mask_head_dim, norm_layer=norm_layer(config.mask_head_norm)),
         MaskRCNNPredictor(
             config.mask_head_dim,

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .config import ModelConfig
 from .mask_head import MaskPredictor
 from .mask_losses import MASK_LOSSES, SigmoidMasks, SoftmaxMasks
-from .poolers import build_pooler
+from .poolers import config_pooler
 from .roi_branch import RoIBranch
 
 
@@ -51,11 +51,11 @@ class MLPMaskPredictor(MaskPredictor):
         return logits.view(-1, m, m)
 
 
-def mlp_mask_branch(config: ModelConfig, channels: int) -> RoIBranch:
+def mlp_mask_branch(config: ModelConfig, channels: int, strides: tuple[int, ...]) -> RoIBranch:
     """Table 2e's MLP mask branch on `channels`-wide features: 14x14 RoIs -> fc 1024 x 2 -> fc to K x 28 x 28."""
     resolution = 2 * config.mask_resolution
     return RoIBranch(
-        build_pooler(config.pooler, config.mask_resolution),
+        config_pooler(config, config.mask_resolution, strides),
         MLPMaskHead(channels * config.mask_resolution**2, config.mask_mlp_dim),
         MLPMaskPredictor(config.mask_mlp_dim, config.num_classes, resolution, MASK_LOSSES[config.mask_loss]()),
     )

@@ -1,29 +1,92 @@
-"""RoI feature extraction over the FPN levels: the paper's RoIAlign (bilinear sampling, no quantisation).
+"""RoI feature extraction over the FPN levels: RoIAlign (the paper's), RoIPool or RoIWarp (its Table 2c ablation).
 
-Each box goes to level floor(4 + log2(sqrt(wh) / 224)) clamped to P2-P5, then `torchvision.ops.roi_align`
-samples it there: the same numbers as torchvision's `MultiScaleRoIAlign`. Two things differ, for speed:
-the caller converts the features to contiguous float32 once for both branches (roi_align has no bf16 or
-channels-last CPU kernel, and would copy them on every call), and on the CPU the boxes are split across
-threads, because torchvision's CPU kernel runs on one core.
+Each box goes to level floor(4 + log2(sqrt(wh) / 224)) clamped to P2-P5 (FPN paper, eq. 1), then a per-level
+op turns it into an S x S grid of features there:
+
+- `RoIAlignOp` (Mask R-CNN sec. 3): no quantisation; bilinear samples at regular points of each bin, averaged
+  (`torchvision.ops.roi_align`). With `aligned=True` the box is shifted by -0.5 feature pixel first, so that
+  pixel i's centre sits at i + 0.5 as in continuous coordinates (Detectron2's ROIAlignV2). `sampling_ratio`
+  samples per bin side; 0 = adaptive, ceil(bin size) (Detectron2's choice).
+- `RoIPoolOp` (Fast R-CNN, Girshick 2015): the box is rounded to the feature grid, its cells are split into
+  S x S bins (floor / ceil of the bin edges) and each bin takes the max (`torchvision.ops.roi_pool`).
+- `RoIWarpOp` (MNC, Dai et al. 2016; Mask R-CNN sec. 3 and Table 2c): the box is quantised as RoIPool does,
+  x_q = round(x * scale) for each coordinate (round half away from zero, as C's `round` in torchvision's
+  roi_pool kernel and MNC's roi_warping_layer), then resampled bilinearly over [x1_q, x2_q] x [y1_q, y2_q]
+  with no further quantisation: roi_align(feature, quantised box, S, spatial_scale=1, sampling_ratio,
+  aligned=False). MNC's layer takes the max over the bilinear samples; the paper reports max and average
+  within 0.1 AP of each other (Table 2c), and this one averages, as RoIAlign does.
+
+With the default RoIAlign the numbers are torchvision's `MultiScaleRoIAlign`'s. Two things differ, for speed:
+the caller converts the features to contiguous float32 once for all branches (the torchvision ops have no
+bf16 or channels-last CPU kernel, and would copy them on every call), and on the CPU the boxes are split
+across threads at inference, because torchvision's CPU kernels run on one core.
 """
 
 from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_area, roi_align
+from torchvision.ops import box_area, roi_align, roi_pool
+
+from .config import ModelConfig, Pooler
 
 FPN_STRIDES = (4, 8, 16, 32)  # P2-P5's strides in input pixels; P6 feeds only the RPN
 _MIN_ROIS_PER_THREAD = 32
 
 
+class RoIOp(Protocol):
+    """One level's op: feature [B, C, H, W] float32, rois [R, 5] (image index, x1, y1, x2, y2 in input pixels),
+    output size (S, S) and the level's scale (1 / stride) -> [R, C, S, S]."""
+
+    def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class RoIAlignOp:
+    """RoIAlign: `torchvision.ops.roi_align` (Mask R-CNN sec. 3); aligned=True is Detectron2's ROIAlignV2."""
+
+    sampling_ratio: int = 2
+    aligned: bool = False
+
+    def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
+        return roi_align(feature, rois, output_size, scale, self.sampling_ratio, self.aligned)
+
+
+@dataclass(frozen=True)
+class RoIPoolOp:
+    """RoIPool: quantised box and bins, max per bin (`torchvision.ops.roi_pool`; Fast R-CNN sec. 2.1)."""
+
+    def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
+        return roi_pool(feature, rois, output_size, scale)
+
+
+@dataclass(frozen=True)
+class RoIWarpOp:
+    """RoIWarp: RoIPool's quantised box (round(x * scale)), then bilinear resampling (MNC; Mask R-CNN Table 2c)."""
+
+    sampling_ratio: int = 2
+
+    def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
+        return roi_align(feature, quantize_rois(rois, scale), output_size, 1.0, self.sampling_ratio, False)
+
+
+def quantize_rois(rois: Tensor, scale: float) -> Tensor:
+    """rois [R, 5] (index, x1, y1, x2, y2 in input pixels) -> the same with the box in feature cells,
+    round(x * scale), rounding halves away from zero (C's `round`, as RoIPool's kernel does)."""
+    scaled = rois[:, 1:] * scale
+    rounded = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
+    return torch.cat([rois[:, :1], rounded], dim=1)
+
+
 @cache
 def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi_align")
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi_pooler")
 
 
 def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
@@ -32,24 +95,25 @@ def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
     return [f.float().contiguous() for f in features.values()]
 
 
-class MultiLevelRoIAlign(nn.Module):
+class MultiLevelRoIPooler(nn.Module):
     """levels (P2-P5, from `pooling_features`), boxes (B tensors [R_i, 4], input pixels) -> [sum R_i, C, S, S].
 
-    Each level's scale is 1 / its stride. (torchvision infers it from the feature and image sizes, which gives
-    the same power of two except for images narrower than about 106 px after resizing, where it errs.)
+    op: what samples each level (`RoIAlignOp`, `RoIPoolOp`, `RoIWarpOp`). Each level's scale is 1 / its stride.
+    (torchvision infers it from the feature and image sizes, which gives the same power of two except for
+    images narrower than about 106 px after resizing, where it errs.) No parameters: the state dict is empty.
     """
 
     def __init__(
         self,
         output_size: int,
-        sampling_ratio: int = 2,
+        op: RoIOp,
         strides: tuple[int, ...] = FPN_STRIDES,
         canonical_scale: int = 224,
         canonical_level: int = 4,
     ):
         super().__init__()
         self.output_size = (output_size, output_size)
-        self.sampling_ratio = sampling_ratio
+        self.op = op
         self.scales = [1.0 / s for s in strides]
         self.canonical_scale = canonical_scale
         self.canonical_level = canonical_level
@@ -75,25 +139,44 @@ class MultiLevelRoIAlign(nn.Module):
         for level, (feature, scale) in enumerate(zip(levels, scales, strict=True)):
             idx = torch.where(level_of == level)[0]
             if idx.numel():
-                out[idx] = self._align(feature, rois[idx], scale)
+                out[idx] = self._sample(feature, rois[idx], scale)
         return out
 
-    def _align(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
+    def _sample(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
         threads = torch.get_num_threads()
         # Threads only for inference: grad mode is thread-local, and training wants one autograd graph.
         serial = feature.device.type != "cpu" or torch.is_grad_enabled() or threads == 1
         if serial or rois.shape[0] < 2 * _MIN_ROIS_PER_THREAD:
-            return roi_align(feature, rois, self.output_size, scale, self.sampling_ratio)
+            return self.op(feature, rois, self.output_size, scale)
         chunks = rois.chunk(min(threads, rois.shape[0] // _MIN_ROIS_PER_THREAD))
-        parts = _pool(threads).map(
-            lambda r: roi_align(feature, r, self.output_size, scale, self.sampling_ratio), chunks
-        )
+        parts = _pool(threads).map(lambda r: self.op(feature, r, self.output_size, scale), chunks)
         return torch.cat(list(parts))
 
 
 def build_pooler(
-    kind: str, output_size: int, sampling_ratio: int = 2, strides: tuple[int, ...] = FPN_STRIDES
-) -> MultiLevelRoIAlign:
-    if kind != "align":
-        raise ValueError(f"unknown RoI pooler {kind!r}")
-    return MultiLevelRoIAlign(output_size, sampling_ratio, strides)
+    kind: Pooler,
+    output_size: int,
+    sampling_ratio: int = 2,
+    aligned: bool = False,
+    strides: tuple[int, ...] = FPN_STRIDES,
+) -> MultiLevelRoIPooler:
+    """The pooler `ModelConfig.pooler` names, on maps of the given strides (input pixels per feature pixel);
+    sampling_ratio: align and warp (0 = adaptive); aligned: align only.
+
+    Raises ValueError for another kind, or aligned=True with pool or warp (they quantise the box instead).
+    """
+    if aligned and kind != "align":
+        raise ValueError(f"pooler_aligned applies to the 'align' pooler only; got pooler {kind!r}")
+    if kind == "align":
+        return MultiLevelRoIPooler(output_size, RoIAlignOp(sampling_ratio, aligned), strides)
+    if kind == "pool":
+        return MultiLevelRoIPooler(output_size, RoIPoolOp(), strides)
+    if kind == "warp":
+        return MultiLevelRoIPooler(output_size, RoIWarpOp(sampling_ratio), strides)
+    raise ValueError(f"unknown RoI pooler {kind!r}; choose from 'align', 'pool', 'warp'")
+
+
+def config_pooler(config: ModelConfig, output_size: int, strides: tuple[int, ...] = FPN_STRIDES) -> MultiLevelRoIPooler:
+    """The RoI feature extraction `config` asks for (pooler, pooler_aligned, pooler_sampling_ratio), giving
+    output_size x output_size features: every branch (box, mask, keypoint) builds its pooler here."""
+    return build_pooler(config.pooler, output_size, config.pooler_sampling_ratio, config.pooler_aligned, strides)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
-from .poolers import MultiLevelRoIAlign, pooling_features
+from .poolers import MultiLevelRoIPooler, pooling_features
 from .roi_branch import InstancePredictor
 from .roi_heads import Features, RoIPredictions, select_detections
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
@@ -34,7 +34,7 @@ class Res5RoIHeads(nn.Module):
     def __init__(
         self,
         *,
-        roi_pool: MultiLevelRoIAlign,
+        roi_pool: MultiLevelRoIPooler,
         res5: nn.Sequential,
         box_predictor: FastRCNNPredictor,
         mask_predictor: InstancePredictor | None,

@@ -34,6 +34,13 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", help="held-out directory, evaluated every --eval-period iterations and at the end")
     p.add_argument("--out", required=True, help="output directory: checkpoints, metrics.csv, final weights")
     p.add_argument("--model", default="demo", help="model preset (models.config.preset), default demo")
+    p.add_argument(
+        "--model-set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override one ModelConfig field of the preset, e.g. pooler=pool or anchor_sizes=8,16,32,64,128 "
+        "(repeatable); the choice is stored in the weights file",
+    )
     p.add_argument("--max-iter", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split over the workers")
     p.add_argument("--nproc", type=int, default=1, help="local worker processes (DDP; gloo on CPU, NCCL on GPU)")
@@ -59,12 +66,19 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def parse_train_args(argv: list[str]) -> TrainConfig:
-    args = vars(_train_parser().parse_args(argv))
+    """argv -> TrainConfig; exits with status 2 and argparse's usage line when --model or --model-set is bad."""
+    parser = _train_parser()
+    args = vars(parser.parse_args(argv))
     config_file = args.pop("config")
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if v is not None}
     if not given.get("resume"):
         given.pop("resume", None)
-    return TrainConfig.from_file(config_file, **given) if config_file else TrainConfig(**given)
+    config = TrainConfig.from_file(config_file, **given) if config_file else TrainConfig(**given)
+    try:
+        config.model_config()  # the preset and --model-set, checked before any data is read
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config
 
 
 def _train_worker(config: TrainConfig, data: TrainData | None = None) -> dict[str, Any]:

@@ -10,9 +10,13 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.config import ModelConfig
 
 REFERENCE_LR = 0.02
+DATA_FIELDS = frozenset({"num_classes", "class_names", "category_ids"})  # ModelConfig fields the data decides
 REFERENCE_BATCH = 16
 
 
@@ -22,6 +26,7 @@ class TrainConfig:
     out: str
     val: str | None = None
     model: str = "demo"  # a models.config preset
+    model_set: tuple[str, ...] = ()  # "FIELD=VALUE" overrides of the preset's ModelConfig fields (--model-set)
     max_iter: int = 1000
     batch_size: int = 16  # global: split evenly over the workers
     nproc: int = 1
@@ -59,6 +64,20 @@ class TrainConfig:
         if self.batch_size % world_size:
             raise ValueError(f"batch size {self.batch_size} does not split over {world_size} workers")
         return self.batch_size // world_size
+
+    def model_config(self, **data_fields: Any) -> ModelConfig:
+        """The preset, `model_set` on top, then data_fields (the data's num_classes and names; --min-sizes).
+
+        Raises ValueError (OverrideError) for an unknown preset, field or value, or a field the data decides.
+        """
+        from models.config import preset  # here: `maskrcnn synth` and friends need no torch
+        from models.config_overrides import OverrideError, parse_overrides
+
+        overrides = parse_overrides(self.model_set)
+        taken = sorted(set(overrides) & DATA_FIELDS)
+        if taken:
+            raise OverrideError(f"--model-set {', '.join(taken)}: set by the training data, not the command line")
+        return preset(self.model, **{**overrides, **data_fields})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

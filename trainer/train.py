@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from models import build_model, preset
+from models import build_model
 from models import weights as model_weights
 from models.inference import Predictor
 
@@ -159,7 +159,7 @@ def _run(config: TrainConfig, data: TrainData, info: distributed.DistInfo, devic
     }
     if config.min_sizes:
         overrides["min_size"] = tuple(config.min_sizes)
-    model_config = preset(config.model, **overrides)
+    model_config = config.model_config(**overrides)
     _seed_all(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model = build_model(model_config)
     if config.backbone_weights:

@@ -87,7 +87,7 @@ def test_defaults_are_torchvision_v1_and_the_v2_preset_sets_four_fields() -> Non
         ("fpn_norm", "'none', 'bn', 'gn'"),
         ("box_head", "'mlp', 'conv_fc'"),
         ("mask_head_norm", "'none', 'bn', 'gn'"),
-        ("pooler", "'align'"),
+        ("pooler", "'align', 'pool', 'warp'"),
     ],
 )
 def test_bad_literal_values_are_refused_naming_field_and_allowed_values(name: str, allowed: str) -> None:

@@ -1,0 +1,1 @@
+"""Experiments that train and score several models with the trainer's own code (`python -m experiments.NAME`)."""
