@@ -20,6 +20,7 @@ from .backbone import Backbone, build_backbone, norm_layer
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
 from .config import RESNET_LAYERS, MaskHead, ModelConfig
 from .frozen_bn import BatchNormFrozenBN
+from .keypoint_head import keypoint_branch
 from .mask_head import MaskRCNNPredictor, fcn_mask_branch
 from .mask_losses import MASK_LOSSES
 from .mask_mlp_head import mlp_mask_branch
@@ -111,6 +112,8 @@ def roi_branches(config: ModelConfig, channels: int, strides: tuple[int, ...] = 
     branches = {}
     if config.mask_head != "none":
         branches["mask"] = MASK_BRANCHES[config.mask_head](config, channels, strides)
+    if config.num_keypoints > 0:
+        branches["keypoint"] = keypoint_branch(config, channels, strides)
     return branches
 
 

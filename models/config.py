@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from .keypoint_names import COCO_PERSON_KEYPOINTS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -123,6 +125,10 @@ class ModelConfig:
     # RoI feature size for the mask head; predicted masks are twice this. c4: the RoI size of both branches
     # before res5 (which halves it), and of the predicted masks (Detectron2's R50-C4: 14).
     mask_resolution: int = 14
+    # Keypoint branch (Keypoint R-CNN, paper sec. 5; torchvision's KeypointRCNNHeads / Predictor): 0 = none.
+    num_keypoints: int = 0
+    keypoint_head_dim: int = 512  # channels of its 8 3x3 convs
+    keypoint_resolution: int = 14  # RoI feature size; heatmaps are 4x this (56)
     box_fg_iou_thresh: float = 0.5
     box_bg_iou_thresh: float = 0.5
     box_batch_size_per_image: int = 512
@@ -187,6 +193,8 @@ class ModelConfig:
     # Empty category_ids means label == category id (torchvision's COCO models use COCO's 91 ids directly).
     class_names: tuple[str, ...] = field(default=(), compare=False)
     category_ids: tuple[int, ...] = field(default=(), compare=False)
+    # Name of each keypoint (models.keypoint_names derives the flip map, skeleton and OKS sigmas from them).
+    keypoint_names: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         for name, allowed in _literal_fields().items():
@@ -211,6 +219,12 @@ class ModelConfig:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if self.category_ids and len(self.category_ids) != self.num_classes:
             raise ValueError(f"{len(self.category_ids)} category ids for {self.num_classes} classes")
+        if self.num_keypoints < 0:
+            raise ValueError(f"num_keypoints must be >= 0; got {self.num_keypoints}")
+        if self.num_keypoints and self.features == "c4":
+            raise ValueError("c4's res5 RoI head has no keypoint branch: num_keypoints needs features 'fpn' or 'c5'")
+        if self.keypoint_names and len(self.keypoint_names) != self.num_keypoints:
+            raise ValueError(f"{len(self.keypoint_names)} keypoint names for {self.num_keypoints} keypoints")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -300,6 +314,15 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
         # Detectron2's model-zoo R50-FPN: its MSRA trunk and every rule (models/detectron2/arch.py adds classes).
         "d2": {**DETECTRON2_RULES, "trunk_stride_in_1x1": True},
+        # torchvision's keypointrcnn_resnet50_fpn: person boxes and 17 COCO keypoints, no mask branch.
+        "keypointrcnn_resnet50_fpn": {
+            "num_classes": 2,
+            "num_keypoints": 17,
+            "mask_head": "none",
+            "min_size": (640, 672, 704, 736, 768, 800),
+            "class_names": ("__background__", "person"),
+            "keypoint_names": COCO_PERSON_KEYPOINTS,
+        },
         "r50-fpn": {},
         "r101-fpn": {"backbone": "resnet101"},
         "x101-fpn": {"backbone": "resnext101_32x8d"},
@@ -312,6 +335,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
             "fpn_channels": 16,
             "box_head_dim": 32,
             "mask_head_dim": 16,
+            "keypoint_head_dim": 16,  # used when num_keypoints > 0
             "num_classes": 5,
             "min_size": 128,
             "max_size": 192,

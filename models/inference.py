@@ -193,7 +193,9 @@ def coco_results(
     """One dict per detection, in COCO results format (drops into `COCO.loadRes`).
 
     {category_id, label, score, bbox: [x, y, w, h] in input-image pixels, segmentation: {size: [h, w],
-    counts: str}}; `mask`: (H, W) bool array too when full_masks.
+    counts: str}}; `mask`: (H, W) bool array too when full_masks. Keypoint models add `keypoints`, COCO's flat
+    [x1, y1, v1, ..., xK, yK, vK] in input-image pixels with v = 2 (predicted), and `keypoint_scores`, the K
+    heatmap logits (torchvision's `keypoints_scores`).
     """
     labels = det.labels.tolist()
     scores = det.scores.float().tolist()
@@ -201,6 +203,12 @@ def coco_results(
     xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
     segmentations = rle.encode(crops) if crops is not None else [None] * len(labels)
     full = crops.full() if crops is not None and full_masks else None
+    keypoints: list[Any] = [None] * len(labels)
+    keypoint_scores: list[Any] = [None] * len(labels)
+    if det.keypoints is not None:
+        points = det.keypoints.float().cpu()
+        flat = torch.cat([points[..., :2], torch.full_like(points[..., 2:], 2.0)], dim=-1)
+        keypoints, keypoint_scores = flat.flatten(1).tolist(), points[..., 2].tolist()
     results = []
     for i, (label, score, bbox, seg) in enumerate(zip(labels, scores, xywh, segmentations, strict=True)):
         item: dict[str, Any] = {
@@ -213,5 +221,7 @@ def coco_results(
             item["segmentation"] = seg
         if full is not None:
             item["mask"] = full[i]
+        if keypoints[i] is not None:
+            item["keypoints"], item["keypoint_scores"] = keypoints[i], keypoint_scores[i]
         results.append(item)
     return results

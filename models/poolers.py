@@ -16,10 +16,11 @@ op turns it into an S x S grid of features there:
   aligned=False). MNC's layer takes the max over the bilinear samples; the paper reports max and average
   within 0.1 AP of each other (Table 2c), and this one averages, as RoIAlign does.
 
-With the default RoIAlign the numbers are torchvision's `MultiScaleRoIAlign`'s. Two things differ, for speed:
-the caller converts the features to contiguous float32 once for all branches (the torchvision ops have no
-bf16 or channels-last CPU kernel, and would copy them on every call), and on the CPU the boxes are split
-across threads at inference, because torchvision's CPU kernels run on one core.
+With the default RoIAlign the numbers are torchvision's `MultiScaleRoIAlign`'s (to float32 rounding on the CPU).
+For speed: CPU inference samples with models/roi_align_cpu.py (torchvision's rules as one weighted gather on all
+threads, reading channels-last and bf16 maps in place); elsewhere the caller converts the features to
+contiguous float32 once for all branches (torchvision's kernels would copy them on every call), and RoIPool
+splits the boxes across threads on the CPU, because torchvision's CPU kernel runs on one core.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import box_area, roi_align, roi_pool
 
 from .config import ModelConfig, Pooler
+from .roi_align_cpu import roi_align as roi_align_cpu
 
 FPN_STRIDES = (4, 8, 16, 32)  # P2-P5's strides in input pixels; P6 feeds only the RPN
 _MIN_ROIS_PER_THREAD = 32
@@ -43,6 +45,8 @@ _MIN_ROIS_PER_THREAD = 32
 class RoIOp(Protocol):
     """One level's op: feature [B, C, H, W] float32, rois [R, 5] (image index, x1, y1, x2, y2 in input pixels),
     output size (S, S) and the level's scale (1 / stride) -> [R, C, S, S]."""
+
+    multithreaded: ClassVar[bool]  # uses every CPU thread by itself (else the pooler splits the boxes)
 
     def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor: ...
 
@@ -53,17 +57,20 @@ class RoIAlignOp:
 
     sampling_ratio: int = 2
     aligned: bool = False
+    multithreaded: ClassVar[bool] = True
 
     def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
-        return roi_align(feature, rois, output_size, scale, self.sampling_ratio, self.aligned)
+        return _roi_align(feature, rois, output_size, scale, self.sampling_ratio, self.aligned)
 
 
 @dataclass(frozen=True)
 class RoIPoolOp:
     """RoIPool: quantised box and bins, max per bin (`torchvision.ops.roi_pool`; Fast R-CNN sec. 2.1)."""
 
+    multithreaded: ClassVar[bool] = False
+
     def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
-        return roi_pool(feature, rois, output_size, scale)
+        return roi_pool(feature.float().contiguous(), rois, output_size, scale)
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,19 @@ class RoIWarpOp:
     """RoIWarp: RoIPool's quantised box (round(x * scale)), then bilinear resampling (MNC; Mask R-CNN Table 2c)."""
 
     sampling_ratio: int = 2
+    multithreaded: ClassVar[bool] = True
 
     def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
-        return roi_align(feature, quantize_rois(rois, scale), output_size, 1.0, self.sampling_ratio, False)
+        return _roi_align(feature, quantize_rois(rois, scale), output_size, 1.0, self.sampling_ratio, False)
+
+
+def _roi_align(
+    feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float, sampling_ratio: int, aligned: bool
+) -> Tensor:
+    """models/roi_align_cpu.py for CPU inference, torchvision's kernel for training and on GPUs."""
+    if feature.device.type == "cpu" and not torch.is_grad_enabled():
+        return roi_align_cpu(feature, rois, output_size, scale, sampling_ratio, aligned)
+    return roi_align(feature.float().contiguous(), rois, output_size, scale, sampling_ratio, aligned)
 
 
 def quantize_rois(rois: Tensor, scale: float) -> Tensor:
@@ -91,8 +108,9 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
     """The maps the RoI heads pool from (the backbone's `roi_features`: P2-P5, or res4 / res5 alone), finest
-    first, as contiguous float32 [B, C, H_l, W_l]: the layout roi_align reads without copying."""
-    return [f.float().contiguous() for f in features.values()]
+    first, as float32 [B, C, H_l, W_l]: on a GPU contiguous (the layout torchvision's kernel reads without
+    copying); on the CPU in their own memory format, which models/roi_align_cpu.py reads in place."""
+    return [f.float() if f.device.type == "cpu" else f.float().contiguous() for f in features.values()]
 
 
 class MultiLevelRoIPooler(nn.Module):
@@ -135,7 +153,10 @@ class MultiLevelRoIPooler(nn.Module):
         level_of = (target.clamp(min=k_min, max=k_max).to(torch.int64) - int(k_min)).to(torch.int64)
 
         first = levels[0]
-        out = first.new_zeros((rois.shape[0], first.shape[1], *self.output_size))
+        cpu_inference = first.device.type == "cpu" and not torch.is_grad_enabled()
+        layout = torch.channels_last if cpu_inference else torch.contiguous_format  # roi_align_cpu's output
+        shape = (rois.shape[0], first.shape[1], *self.output_size)
+        out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=layout).zero_()
         for level, (feature, scale) in enumerate(zip(levels, scales, strict=True)):
             idx = torch.where(level_of == level)[0]
             if idx.numel():
@@ -145,7 +166,7 @@ class MultiLevelRoIPooler(nn.Module):
     def _sample(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
         threads = torch.get_num_threads()
         # Threads only for inference: grad mode is thread-local, and training wants one autograd graph.
-        serial = feature.device.type != "cpu" or torch.is_grad_enabled() or threads == 1
+        serial = feature.device.type != "cpu" or torch.is_grad_enabled() or threads == 1 or self.op.multithreaded
         if serial or rois.shape[0] < 2 * _MIN_ROIS_PER_THREAD:
             return self.op(feature, rois, self.output_size, scale)
         chunks = rois.chunk(min(threads, rois.shape[0] // _MIN_ROIS_PER_THREAD))

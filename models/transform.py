@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -166,14 +167,18 @@ def _size(image: Tensor) -> tuple[int, int]:
 
 
 def _resize_targets(target: Targets, old_size: tuple[int, int], size: torch.Size) -> Targets:
-    """Ground truth follows its image: boxes scaled per axis by the actual size ratio, masks resampled."""
+    """Ground truth follows its image: boxes and keypoints scaled per axis by the actual size ratio (torchvision's
+    `resize_boxes`, `resize_keypoints`), masks resampled."""
     masks = target.masks
     ratio = torch.tensor(
         [size[1] / old_size[1], size[0] / old_size[0]] * 2, dtype=torch.float32, device=target.boxes.device
     )
     if masks.numel():
         masks = F.interpolate(masks[:, None].float(), size=tuple(size))[:, 0].to(torch.uint8)
-    return Targets(boxes=target.boxes * ratio, labels=target.labels, masks=masks)
+    keypoints = target.keypoints
+    if keypoints is not None:
+        keypoints = keypoints * torch.cat([ratio[:2], ratio.new_ones(1)])
+    return replace(target, boxes=target.boxes * ratio, masks=masks, keypoints=keypoints)
 
 
 def rescale_boxes(boxes: Tensor, from_size: tuple[int, int], to_size: tuple[int, int], clip: bool = False) -> Tensor:

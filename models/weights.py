@@ -21,6 +21,7 @@ from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
 from .build import build_model
 from .config import ModelConfig, preset
+from .keypoint_names import COCO_PERSON_KEYPOINTS
 from .mask_rcnn import MaskRCNN
 
 FORMAT = "maskrcnn/2"  # 2: explicit architecture fields instead of `variant`; files of format 1 are upgraded
@@ -131,20 +132,30 @@ def _read_torchvision(path: Path) -> tuple[ModelConfig, dict[str, Tensor]]:
 
 
 def torchvision_config(state: dict[str, Tensor], path: Path | str = "") -> ModelConfig:
-    """Recognise torchvision's maskrcnn_resnet50_fpn (v1) or _v2 from the keys of its state dict.
+    """Recognise torchvision's maskrcnn_resnet50_fpn (v1) or _v2, or keypointrcnn_resnet50_fpn, from the keys of
+    its state dict.
 
-    v2 has two RPN convs; its other three differences (box_head, fpn_norm, mask_head_norm) come with them.
+    v2 has two RPN convs; its other three differences (box_head, fpn_norm, mask_head_norm) come with them. A
+    keypoint predictor (`kps_score_lowres`, weight [D, K, 4, 4]) adds K keypoints (COCO's person keypoints when
+    K = 17); without a mask predictor the model has no mask branch.
     """
     logits = state.get("roi_heads.mask_predictor.mask_fcn_logits.weight")
-    if logits is None or "backbone.body.conv1.weight" not in state:
-        raise WeightsError(f"{path}: not a Mask R-CNN checkpoint (no mask predictor or ResNet trunk keys)")
+    keypoints = state.get("roi_heads.keypoint_predictor.kps_score_lowres.weight")
+    classifier = state.get("roi_heads.box_predictor.cls_score.weight")
+    if (logits is None and keypoints is None) or classifier is None or "backbone.body.conv1.weight" not in state:
+        raise WeightsError(
+            f"{path}: not a Mask R-CNN checkpoint, nor a Keypoint R-CNN one (no mask or keypoint predictor, box "
+            "predictor or ResNet trunk keys)"
+        )
     v2 = "rpn.head.conv.1.0.weight" in state
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"backbone\.body\.layer3\.(\d+)\.", k))}
     depth = {6: "resnet50", 23: "resnet101"}.get(len(blocks))
     if depth is None:
         raise WeightsError(f"{path}: unsupported ResNet trunk ({len(blocks)} blocks in layer3)")
-    num_classes = logits.shape[0]
+    num_classes = (logits if logits is not None else classifier).shape[0]
     names = COCO_CATEGORIES if num_classes == len(COCO_CATEGORIES) else ()
+    if keypoints is not None and num_classes == 2:
+        names = ("__background__", "person")
     if not names:
         names = ("__background__", *(f"class_{i}" for i in range(1, num_classes)))
     layout = (
@@ -152,6 +163,15 @@ def torchvision_config(state: dict[str, Tensor], path: Path | str = "") -> Model
         if v2
         else {"rpn_conv_depth": 1, "box_head": "mlp", "fpn_norm": "none", "mask_head_norm": "none"}
     )
+    if keypoints is not None:
+        count = keypoints.shape[1]
+        layout |= {
+            "num_keypoints": count,
+            "keypoint_head_dim": keypoints.shape[0],
+            "keypoint_names": COCO_PERSON_KEYPOINTS if count == len(COCO_PERSON_KEYPOINTS) else (),
+            "mask_head": "fcn" if logits is not None else "none",
+        }
+        return preset("keypointrcnn_resnet50_fpn", backbone=depth, num_classes=num_classes, class_names=names, **layout)
     return preset("resnet50_fpn", backbone=depth, num_classes=num_classes, class_names=names, **layout)
 
 

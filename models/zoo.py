@@ -94,7 +94,7 @@ def catalogue() -> tuple[Checkpoint, ...]:
             "keypointrcnn_resnet50_fpn",
             detection.KeypointRCNN_ResNet50_FPN_Weights.COCO_V1,
             "Keypoint R-CNN, ResNet-50 FPN",
-            "needs the keypoint head, not yet servable",
+            "",
         ),
     )
     return tuple(

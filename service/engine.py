@@ -72,7 +72,7 @@ class Engine:
 
     def warmup(self) -> None:
         """One forward on a noise image of the model's input size: allocator, oneDNN/cuDNN kernels, lazy init."""
-        size = self.config.min_size
+        size = self.config.min_size if isinstance(self.config.min_size, int) else self.config.min_size[-1]
         generator = torch.Generator().manual_seed(0)
         image = torch.randint(0, 256, (3, size, size * 4 // 3), dtype=torch.uint8, generator=generator)
         det = self.predictor.detect([image], InferenceOptions(score_thresh=0.0))[0]
@@ -83,6 +83,10 @@ class Engine:
         names = self.config.class_names or tuple(str(i) for i in range(self.config.num_classes))
         ids = self.config.category_ids or tuple(range(self.config.num_classes))
         return list(zip(ids, names, strict=True))[1:]
+
+    def keypoint_names(self) -> tuple[str, ...]:
+        """The model's keypoint names ("0", "1", ... when the file names none); () without a keypoint branch."""
+        return self.config.keypoint_names or tuple(str(i) for i in range(self.config.num_keypoints))
 
     def run(self, jobs: list[Job]) -> list[Detections | BaseException]:
         """One forward for all jobs (in the inference thread); never raises for a single job's sake."""

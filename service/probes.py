@@ -52,6 +52,7 @@ async def model_info(engine: EngineDep, settings: SettingsDep) -> ModelInfo:
         demo=demo,
         architecture=engine.config.to_dict(),
         classes=[Category(id=cat, name=name) for cat, name in engine.categories()],
+        keypoints=list(engine.keypoint_names()),
         device=engine.device,
         precision=engine.predictor.precision,
         weights_sha256=engine.sha256,

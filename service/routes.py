@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from models import Detections
+from models.keypoint_names import skeleton
 
 from . import codec, visualize
 from .auth import require_api_key
@@ -171,7 +172,8 @@ async def detect_batch(
 )
 async def visualize_image(image: ImageFile, pipeline: PipelineDep) -> Response:
     (answer,) = await pipeline([image])
-    png = await run_in_threadpool(visualize.render, answer.image.pixels, answer.detections)
+    limbs = skeleton(pipeline.engine.keypoint_names())
+    png = await run_in_threadpool(visualize.render, answer.image.pixels, answer.detections, limbs)
     return Response(png, media_type="image/png")
 
 

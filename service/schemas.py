@@ -43,6 +43,14 @@ class Detection(BaseModel):
     score: float = Field(ge=0, le=1)
     bbox: list[float] = Field(description="[x, y, width, height] in input-image pixels", min_length=4, max_length=4)
     segmentation: Segmentation | None = Field(None, description="absent when masks=false")
+    keypoints: list[float] | None = Field(
+        None,
+        description="keypoint models only: COCO results' flat [x1, y1, v1, ..., xK, yK, vK] in input-image "
+        "pixels (a pixel spans [i, i + 1)), v = 2 (predicted: labelled and visible); names in GET /v1/model",
+    )
+    keypoint_scores: list[float] | None = Field(
+        None, description="keypoint models only: the K keypoints' heatmap logits (higher = surer), unbounded"
+    )
 
 
 class ModelSummary(BaseModel):
@@ -90,6 +98,7 @@ class ModelInfo(BaseModel):
     demo: bool = Field(description="whether this is the demo model shipped in the repo (synthetic shapes)")
     architecture: dict[str, Any] = Field(description="the ModelConfig stored in the weights file")
     classes: list[Category] = Field(description="detectable classes (background excluded)")
+    keypoints: list[str] = Field(default_factory=list, description="keypoint names, in `keypoints` order")
     device: str
     precision: str
     weights_sha256: str

@@ -209,10 +209,17 @@ def synth(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=SynthConfig.seed)
     p.add_argument("--min-side", type=_positive, default=SynthConfig.min_side, help="smallest image side (pixels)")
     p.add_argument("--max-side", type=_positive, default=SynthConfig.max_side, help="largest image side (pixels)")
+    p.add_argument(
+        "--keypoints",
+        action="store_true",
+        help="annotate each shape's 4 extreme points (top, right, bottom, left) as COCO keypoints",
+    )
     args = p.parse_args(argv)
     if args.max_side < args.min_side:
         p.error(f"--max-side {args.max_side} is below --min-side {args.min_side}")
-    config = SynthConfig(images=args.images, seed=args.seed, min_side=args.min_side, max_side=args.max_side)
+    config = SynthConfig(
+        images=args.images, seed=args.seed, min_side=args.min_side, max_side=args.max_side, keypoints=args.keypoints
+    )
     path = write_dataset(args.out_dir, config, show_progress=True)
     print(f"wrote {args.images} images and {path}")
     return 0

@@ -9,10 +9,14 @@ Labels are contiguous (1..K-1, 0 = background). For a training set they are the 
 id order, a mapping that travels with the saved model (`ModelConfig.category_ids`); for a model's validation
 or test set they come from matching the model's (id, name) pairs to the set's (`categories.match`).
 `iscrowd` regions never become targets (the paper ignores them); they stay in the ground truth for COCOeval.
+A keypoint set (categories naming keypoints) also gives Targets.keypoints [G, K, 3] (COCO's x, y, v; an
+annotation of a category without keypoints gets K unlabelled points); horizontal flips swap left and right
+keypoints (`models.keypoint_names.flip_permutation`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from torch.utils.data import Dataset
 
 from models import Targets
 from models import image as image_io
+from models.keypoint_names import flip_permutation
 
 from . import categories as category_map
 from .errors import DataError
@@ -32,7 +37,8 @@ __all__ = ["CocoDetection", "DataError", "TrainingView", "collate", "find_annota
 
 
 class CocoDetection(Dataset):
-    """Item i -> (image_id, UInt8Tensor[3, H, W], Targets with boxes [G, 4] xyxy, labels [G], masks [G, H, W]).
+    """Item i -> (image_id, UInt8Tensor[3, H, W], Targets with boxes [G, 4] xyxy, labels [G], masks [G, H, W],
+    keypoints [G, K, 3] for a keypoint set, else None).
 
     category_ids / class_names: a model's classes (index 0 = background) to match this set against; None for
     a training set (its own categories become the classes). Raises DataError for data that cannot be used.
@@ -48,6 +54,7 @@ class CocoDetection(Dataset):
         self.image_dir = self.layout.images
         valid = load_coco(self.layout)
         self.coco, self.paths, self.source = valid.coco, valid.paths, valid.source
+        self.keypoint_names = valid.keypoint_names  # () for a set without keypoints
         cats = {c: info["name"] for c, info in self.coco.cats.items()}
         if category_ids:
             self.categories = category_map.match(tuple(category_ids), tuple(class_names), cats, str(self.source))
@@ -82,7 +89,8 @@ class CocoDetection(Dataset):
             raise DataError(
                 f"{self.paths[image_id]}: image is {h}x{w} but the JSON says {info['height']}x{info['width']}"
             )
-        boxes, labels, masks = [], [], []
+        boxes, labels, masks, keypoints = [], [], [], []
+        count = len(self.keypoint_names)
         for ann in self.coco.imgToAnns.get(image_id, []):
             if ann["iscrowd"] or ann["category_id"] not in self.label_of:
                 continue
@@ -90,10 +98,12 @@ class CocoDetection(Dataset):
             boxes.append([x, y, x + bw, y + bh])
             labels.append(self.label_of[ann["category_id"]])
             masks.append(self.coco.annToMask(ann))
+            keypoints.append(ann.get("keypoints") or [0.0] * (3 * count))
         return Targets(
             boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             labels=torch.tensor(labels, dtype=torch.int64),
             masks=torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, h, w), dtype=torch.uint8),
+            keypoints=torch.tensor(keypoints, dtype=torch.float32).reshape(-1, count, 3) if count else None,
         )
 
 
@@ -107,6 +117,7 @@ class TrainingView(Dataset):
     def __init__(self, dataset: CocoDetection, flip: bool = True) -> None:
         self.dataset = dataset
         self.flip = flip
+        self.flip_index = flip_permutation(dataset.keypoint_names) if dataset.keypoint_names else None
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -115,16 +126,29 @@ class TrainingView(Dataset):
         index, flip = item
         image_id, image, target = self.dataset[index]
         if self.flip and flip:
-            image, target = hflip(image, target)
+            image, target = hflip(image, target, self.flip_index)
         return image_id, image, target
 
 
-def hflip(image: Tensor, target: Targets) -> tuple[Tensor, Targets]:
-    """Mirror image [3, H, W], masks [G, H, W] and boxes: x1' = W - x2, x2' = W - x1."""
+def hflip(image: Tensor, target: Targets, flip_index: tuple[int, ...] | None = None) -> tuple[Tensor, Targets]:
+    """Mirror image [3, H, W], masks [G, H, W] and boxes: x1' = W - x2, x2' = W - x1; keypoints [G, K, 3]:
+    x' = W - x, then keypoint i takes the place of its mirror flip_index[i] (left_eye <-> right_eye), unlabelled
+    points staying (0, 0, 0) (torchvision's references/detection `_flip_coco_person_keypoints`).
+
+    Raises ValueError for keypoints without a flip_index.
+    """
     w = image.shape[-1]
     boxes = target.boxes.clone()
     boxes[:, 0], boxes[:, 2] = w - target.boxes[:, 2], w - target.boxes[:, 0]
-    return image.flip(-1), Targets(boxes=boxes, labels=target.labels, masks=target.masks.flip(-1))
+    keypoints = target.keypoints
+    if keypoints is not None:
+        if flip_index is None:
+            raise ValueError("flipping keypoints needs their flip permutation (models.keypoint_names)")
+        keypoints = keypoints[:, list(flip_index)].clone()
+        keypoints[..., 0] = w - keypoints[..., 0]
+        keypoints[keypoints[..., 2] == 0] = 0
+    flipped = replace(target, boxes=boxes, masks=target.masks.flip(-1), keypoints=keypoints)
+    return image.flip(-1), flipped
 
 
 def collate(batch: list[tuple[int, Tensor, Targets]]) -> tuple[list[int], list[Tensor], list[Targets]]:

@@ -1,4 +1,4 @@
-"""COCO evaluation: detections -> COCO results -> pycocotools COCOeval (bbox and segm) -> AP numbers.
+"""COCO evaluation: detections -> COCO results -> pycocotools COCOeval (bbox, segm, keypoints) -> AP numbers.
 
 `COCOEvaluator` follows Detectron2's reset / process / evaluate: `process` takes one image's COCO results
 (as `models.inference.coco_results` makes them), `evaluate` gathers them from every rank and runs COCOeval
@@ -10,6 +10,11 @@ set of small objects) is None: null in JSON, "-" in `format_summary`, never a 0 
 `max_detections` is COCOeval's maxDets (the highest of its three values): the number of detections scored per
 image, 100 by default as in COCO; an image with more ground-truth instances than that caps AP below 100, which
 `warn_capped` says up front.
+
+Keypoints (a keypoint model on a keypoint set) are scored by COCOeval's iouType "keypoints" (OKS instead of IoU)
+over the categories that name keypoints, with `params.kpt_oks_sigmas` from the keypoint names
+(`models.keypoint_names.oks_sigmas`: COCO's 17 person sigmas, 0.05 for other names such as the synthetic
+shapes' extreme points); it reports AP, AP50, AP75, APm, APl (no APs: COCO scores no small keypoint objects).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from models.config import InferenceOptions
+from models.config import InferenceOptions, ModelConfig
 from models.inference import Predictor
+from models.keypoint_names import oks_sigmas
 
 from .data import CocoDetection
 from .distributed import DistInfo, all_gather_objects
@@ -38,6 +44,7 @@ from .progress import progress
 log = logging.getLogger(__name__)
 data_log = logging.getLogger("trainer.data")  # warnings about the data, muted on non-main ranks like the others
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+KEYPOINT_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl")  # COCOeval's first 5 keypoint stats
 MAX_DETECTIONS = 100  # COCO's detections scored per image
 Metrics = dict[str, float | None]
 
@@ -67,8 +74,10 @@ class COCOEvaluator:
         dist: DistInfo | None = None,
         output: Path | None = None,
         max_detections: int = MAX_DETECTIONS,
+        iou_types: tuple[str, ...] = ("bbox", "segm"),
     ) -> None:
         self.coco_gt = coco_gt
+        self.iou_types = iou_types
         self.dist = dist or DistInfo()
         self.output = output
         self.max_detections = max_detections
@@ -84,7 +93,7 @@ class COCOEvaluator:
         """One image's detections in COCO results format (category_id, bbox xywh, score, segmentation RLE)."""
         self._image_ids.append(image_id)
         for r in results:
-            item = {k: v for k, v in r.items() if k in ("category_id", "bbox", "score", "segmentation")}
+            item = {k: v for k, v in r.items() if k in ("category_id", "bbox", "score", "segmentation", "keypoints")}
             self._results.append({"image_id": image_id, **item})
 
     def evaluate(self) -> Metrics:
@@ -98,16 +107,20 @@ class COCOEvaluator:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.output.write_text(json.dumps(results))
         metrics: Metrics = {}
-        for iou_type in ("bbox", "segm"):
+        for iou_type in self.iou_types:
             stats, table = self._coco_eval(results, image_ids, iou_type)
             self.tables[iou_type] = table
-            for name, v in zip(STAT_NAMES, stats[:6], strict=True):
+            names = KEYPOINT_STAT_NAMES if iou_type == "keypoints" else STAT_NAMES
+            for name, v in zip(names, stats[: len(names)], strict=True):
                 metrics[f"{iou_type}_{name}"] = None if v < 0 else round(float(v) * 100, 3)
         return metrics
 
     def _coco_eval(self, results: list[dict[str, Any]], image_ids: list[int], iou_type: str) -> tuple[Any, str]:
         """COCOeval's 12 stats (-1: no ground truth in that range) and its printed table."""
-        usable = [r for r in results if iou_type == "bbox" or "segmentation" in r]
+        field = {"bbox": "bbox", "segm": "segmentation", "keypoints": "keypoints"}[iou_type]
+        usable = [r for r in results if field in r]
+        if iou_type == "keypoints":
+            return self._keypoint_eval(usable, image_ids)
         max_dets = [1, min(10, self.max_detections), self.max_detections]
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
@@ -124,6 +137,24 @@ class COCOEvaluator:
             ev.summarize()
         table = buffer.getvalue().replace("maxDets=100 ]", f"maxDets={max_dets[2]:>3d} ]")
         return np.asarray(ev.stats), table.replace("maxDets= 10 ]", f"maxDets={max_dets[1]:>3d} ]")
+
+    def _keypoint_eval(self, usable: list[dict[str, Any]], image_ids: list[int]) -> tuple[Any, str]:
+        """COCOeval "keypoints" over the categories that name keypoints: its 10 stats and its printed table."""
+        cats = [c for c in sorted(self.coco_gt.cats) if self.coco_gt.cats[c].get("keypoints")]
+        names = tuple(self.coco_gt.cats[cats[0]]["keypoints"]) if cats else ()
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            coco_dt = self.coco_gt.loadRes(copy.deepcopy(usable)) if usable else self._no_detections()
+            ev = COCOeval(self.coco_gt, coco_dt, "keypoints")
+            ev.params.imgIds, ev.params.catIds = image_ids, cats
+            ev.params.kpt_oks_sigmas = np.asarray(oks_sigmas(names))
+            ev.params.maxDets = [self.max_detections]
+            ev.evaluate()
+            ev.accumulate()
+            self.per_category["keypoints"] = per_category_ap(ev)
+            ev.params.maxDets = [20]  # summarize() reads keypoint stats "at 20": the one accumulated slot
+            ev.summarize()
+        return np.asarray(ev.stats), buffer.getvalue().replace("maxDets= 20 ]", f"maxDets={self.max_detections:>3d} ]")
 
     def _no_detections(self) -> COCO:
         """An empty results set (pycocotools' loadRes fails on []): AP 0 where there is ground truth."""
@@ -169,10 +200,21 @@ def run_inference(
     return evaluator.evaluate()
 
 
+def iou_types(config: ModelConfig, coco_gt: COCO) -> tuple[str, ...]:
+    """What a model's detections can be scored on: bbox, segm with a mask branch, keypoints with a keypoint
+    branch on a set whose categories name keypoints."""
+    types = ("bbox",) + (("segm",) if config.mask_head != "none" else ())
+    if config.num_keypoints and any(c.get("keypoints") for c in coco_gt.cats.values()):
+        types += ("keypoints",)
+    return types
+
+
 def format_summary(metrics: Metrics) -> str:
     """A compact AP table: one row per IoU type, columns AP, AP50, AP75, APs, APm, APl; "-" where absent."""
     lines = ["       " + "".join(f"{n:>8}" for n in STAT_NAMES)]
-    for iou_type in ("bbox", "segm"):
+    keypoints = any(name.startswith("keypoints_") for name in metrics)
+    for iou_type in ("bbox", "segm", *(("keypoints",) if keypoints else ())):
         values = (metrics.get(f"{iou_type}_{n}") for n in STAT_NAMES)
-        lines.append(f"{iou_type:<7}" + "".join(f"{'-':>8}" if v is None else f"{v:8.2f}" for v in values))
+        label = {"keypoints": "kpts"}.get(iou_type, iou_type)
+        lines.append(f"{label:<7}" + "".join(f"{'-':>8}" if v is None else f"{v:8.2f}" for v in values))
     return "\n".join(lines)

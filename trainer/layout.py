@@ -3,7 +3,9 @@
 Accepted, in a data directory D:
 - `D/annotations.json` (what `maskrcnn synth` writes) or one `D/instances*.json` (CVAT's `instances_default.json`,
   COCO's `instances_val2017.json`), or one `D/annotations/instances*.json` (COCO's and CVAT's export layout);
-- the images in `D/images/`, or for `instances_<split>.json` in `D/<split>/` (COCO's `val2017/`).
+  where there is no instances file, one `person_keypoints*.json` in the same places (COCO's keypoint set);
+- the images in `D/images/`, or for `instances_<split>.json` / `person_keypoints_<split>.json` in `D/<split>/`
+  (COCO's `val2017/`).
 An image's `file_name` is looked up in the image folder, then in D itself (exports that write `images/x.jpg`).
 """
 
@@ -40,12 +42,17 @@ def find_annotations(data_dir: str | Path) -> Layout:
     candidates = [root / "annotations.json"] if (root / "annotations.json").is_file() else []
     candidates += sorted(root.glob("instances*.json")) + sorted(root.glob("annotations/instances*.json"))
     if not candidates:
+        candidates = sorted(root.glob("person_keypoints*.json")) + sorted(
+            root.glob("annotations/person_keypoints*.json")
+        )
+    if not candidates:
         raise DataError(f"{root}: no annotations.json or instances*.json (looked in {root} and {root / 'annotations'})")
     if len(candidates) > 1:
         names = [str(p.relative_to(root)) for p in candidates]
         raise DataError(f"{root}: several annotation files {names}; keep one per data directory")
     ann = candidates[0]
-    split = ann.stem.removeprefix("instances_") if ann.stem.startswith("instances_") else ""
+    prefix = next((p for p in ("instances_", "person_keypoints_") if ann.stem.startswith(p)), "")
+    split = ann.stem.removeprefix(prefix) if prefix else ""
     for folder in (root / "images", root / split if split else None):
         if folder is not None and folder.is_dir():
             return Layout(root, ann, folder)

@@ -23,7 +23,7 @@ def score_model(args: argparse.Namespace) -> tuple[dict[str, Any], COCOEvaluator
     from models.inference import Predictor
 
     from .data import CocoDetection
-    from .evaluate import run_inference, warn_capped
+    from .evaluate import iou_types, run_inference, warn_capped
 
     model = weights.load(args.weights)
     ids = model.config.category_ids or tuple(range(model.config.num_classes))
@@ -34,7 +34,12 @@ def score_model(args: argparse.Namespace) -> tuple[dict[str, Any], COCOEvaluator
             "--max-detections %d: the model returns at most %d detections per image", args.max_detections, returned
         )
     warn_capped(dataset.coco, returned, dataset.source)
-    evaluator = COCOEvaluator(dataset.coco, output=Path(args.output), max_detections=args.max_detections)
+    evaluator = COCOEvaluator(
+        dataset.coco,
+        output=Path(args.output),
+        max_detections=args.max_detections,
+        iou_types=iou_types(model.config, dataset.coco),
+    )
     predictor = Predictor(model, args.device, args.precision)
     options = InferenceOptions(detections_per_img=returned)
     metrics = run_inference(

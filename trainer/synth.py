@@ -4,6 +4,12 @@ Why synthetic: it makes the trainer testable end to end on a CPU and gives the d
 learn (several classes, occlusion, scale, colour and texture changes) without a download. Each image is drawn
 back to front; a per-pixel owner map records which shape is on top, so every annotation's mask is the
 *visible* part of its shape, as COCO's are. Shapes hidden below `min_visible` of their area are dropped.
+
+With `keypoints`, every annotation also carries COCO keypoints: the shape's 4 extreme points ("top", "right",
+"bottom", "left": the tips of its drawn outline in each direction, `models.keypoint_names.EXTREME_POINTS`), at
+the centre of the extreme pixel (the middle one of the extreme row or column). v = 2 where the shape is on top
+there, 1 where a later shape hides it, 0 (not labelled) where the shape touches the image border on that side,
+since its real tip lies outside. Keypoints draw no random numbers: a seed gives the same images either way.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
+
+from models.keypoint_names import EXTREME_POINTS, EXTREME_SKELETON
 
 from .progress import progress
 
@@ -36,6 +44,16 @@ class SynthConfig:
     max_radius: int = 64
     min_visible: float = 0.25  # fraction of a shape that must stay visible for it to be annotated
     min_area: int = 40  # visible pixels
+    keypoints: bool = False  # annotate each shape's 4 extreme points as COCO keypoints
+
+
+class Instance(NamedTuple):
+    """One annotated shape: class index 0..3, its visible bool[h, w] mask, and keypoints float[4, 3] (x, y, v)
+    in pixels (EXTREME_POINTS order)."""
+
+    kind: int
+    mask: np.ndarray
+    keypoints: np.ndarray
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -84,8 +102,8 @@ def _outline(rng: np.random.Generator, kind: str, cx: float, cy: float, r: float
     return [(cx + rad * math.cos(a), cy + rad * math.sin(a)) for a, rad in zip(angles, radii, strict=True)]
 
 
-def render(rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-    """One image: uint8[h, w, 3] and its visible instances as (class index 0..3, bool[h, w] mask)."""
+def render(rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, list[Instance]]:
+    """One image: uint8[h, w, 3] and its visible instances."""
     h, w = (int(v) for v in rng.integers(config.min_side, config.max_side + 1, 2))
     image = _background(rng, h, w)
     owner = np.full((h, w), -1, dtype=np.int64)
@@ -113,8 +131,29 @@ def render(rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, l
     for index, kind, full in drawn:
         visible = owner == index
         if visible.sum() >= max(config.min_area, config.min_visible * full.sum()):
-            instances.append((kind, visible))
+            instances.append(Instance(kind, visible, extreme_points(full, visible)))
     return np.clip(image, 0, 255).astype(np.uint8), instances
+
+
+def extreme_points(full: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """The 4 extreme points (top, right, bottom, left) of a drawn shape's bool[h, w] mask -> float[4, 3] rows
+    (x, y, v) in pixels: the centre of the middle pixel of the extreme row or column; v as the module says."""
+    h, w = full.shape
+    ys, xs = np.nonzero(full)
+    sides = (  # (extreme pixels form a row, not a column; the row or column; the image border on that side)
+        (True, ys.min(), 0),
+        (False, xs.max(), w - 1),
+        (True, ys.max(), h - 1),
+        (False, xs.min(), 0),
+    )
+    rows = []
+    for on_row, extreme, border in sides:
+        along = np.sort(xs[ys == extreme] if on_row else ys[xs == extreme])
+        middle = int(along[len(along) // 2])
+        x, y = (middle, int(extreme)) if on_row else (int(extreme), middle)
+        v = 0 if extreme == border else (2 if visible[y, x] else 1)
+        rows.append((x + 0.5, y + 0.5, v))
+    return np.asarray(rows, dtype=np.float64)
 
 
 def annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
@@ -150,9 +189,18 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, show_progress: bool 
         name = f"{image_id:06d}.png"
         Image.fromarray(pixels).save(out / "images" / name)
         images.append({"id": image_id, "file_name": name, "height": pixels.shape[0], "width": pixels.shape[1]})
-        for kind, mask in instances:
+        for kind, mask, points in instances:
             annotations.append(annotation(mask, len(annotations) + 1, image_id, kind + 1))
+            if config.keypoints:
+                annotations[-1] |= {
+                    "keypoints": points.ravel().tolist(),
+                    "num_keypoints": int((points[:, 2] > 0).sum()),
+                }
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASSES)]
+    if config.keypoints:
+        index = {name: i + 1 for i, name in enumerate(EXTREME_POINTS)}  # COCO's skeleton is 1-based
+        limbs = [[index[a], index[b]] for a, b in EXTREME_SKELETON]
+        categories = [c | {"keypoints": list(EXTREME_POINTS), "skeleton": limbs} for c in categories]
     path = out / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return path

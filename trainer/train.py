@@ -33,7 +33,7 @@ from . import checkpoint, distributed
 from .config import TrainConfig
 from .data import CocoDetection, TrainingView, collate
 from .engine import Trainer, build_optimizer, lr_lambda
-from .evaluate import MAX_DETECTIONS, COCOEvaluator, run_inference, warn_capped
+from .evaluate import MAX_DETECTIONS, COCOEvaluator, iou_types, run_inference, warn_capped
 from .hooks import CheckpointHook, EvalHook, MetricsHook
 from .sampler import ResumableBatchSampler
 from .tensorboard import TensorBoardHook
@@ -157,6 +157,8 @@ def _run(config: TrainConfig, data: TrainData, info: distributed.DistInfo, devic
         "class_names": dataset.class_names,
         "category_ids": dataset.category_ids,
     }
+    if dataset.keypoint_names:  # a keypoint set trains the keypoint branch too
+        overrides |= {"num_keypoints": len(dataset.keypoint_names), "keypoint_names": dataset.keypoint_names}
     if config.min_sizes:
         overrides["min_size"] = tuple(config.min_sizes)
     model_config = config.model_config(**overrides)
@@ -214,7 +216,9 @@ def _run(config: TrainConfig, data: TrainData, info: distributed.DistInfo, devic
     eval_hook = None
     if data.val is not None:
         val = data.val
-        evaluator = COCOEvaluator(val.coco, info, output=out / "eval" / "coco_results.json")
+        evaluator = COCOEvaluator(
+            val.coco, info, output=out / "eval" / "coco_results.json", iou_types=iou_types(model_config, val.coco)
+        )
 
         def evaluate() -> dict[str, float | None]:
             predictor = Predictor(model, device, channels_last=False)

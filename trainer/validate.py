@@ -11,6 +11,7 @@ Repairs are made on our in-memory copy; the user's file is never rewritten. Thre
   without an integer id or repeated ids; a category without a name; an image without `file_name`; an image
   file missing or not an image; an image whose size differs from the JSON's (the displayed size, after EXIF
   orientation); an annotation without `image_id` or `category_id`.
+Keypoints (COCO keypoint sets) are checked and repaired by `keypoint_repair.py`.
 Image sizes come from the headers (`models.image.probe`): no pixel is decoded here.
 """
 
@@ -30,6 +31,7 @@ from pycocotools.coco import COCO
 from models import image as image_io
 
 from .errors import DataError, Issues
+from .keypoint_repair import keypoint_names, repair_keypoints
 from .layout import Layout
 from .repair import is_id, is_number, repair_annotation
 
@@ -39,11 +41,13 @@ NO_SIZE = "no height/width, taken from the image file"
 
 @dataclass(frozen=True)
 class ValidCoco:
-    """coco: pycocotools' index over our repaired copy; paths: image id -> its file; source: the JSON file."""
+    """coco: pycocotools' index over our repaired copy; paths: image id -> its file; source: the JSON file;
+    keypoint_names: the keypoints its categories name, () for a set without keypoints."""
 
     coco: COCO
     paths: dict[int, Path]
     source: Path
+    keypoint_names: tuple[str, ...] = ()
 
 
 def load_coco(layout: Layout) -> ValidCoco:
@@ -60,12 +64,14 @@ def load_coco(layout: Layout) -> ValidCoco:
         raise DataError(f"{source}: not a COCO instances file (missing lists {missing})")
     categories = _categories(data["categories"], source)
     images, paths = _images(data["images"], layout)
-    annotations = _annotations(data["annotations"], images, {c["id"] for c in categories}, source)
+    names = keypoint_names(categories, source)
+    counts = {c["id"]: len(c.get("keypoints") or ()) for c in categories}  # K per category, 0 without keypoints
+    annotations = _annotations(data["annotations"], images, counts, source)
     coco = COCO()
     coco.dataset = {**data, "images": list(images.values()), "annotations": annotations, "categories": categories}
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
-    return ValidCoco(coco, paths, source)
+    return ValidCoco(coco, paths, source, names)
 
 
 def _categories(items: list[Any], source: Path) -> list[dict[str, Any]]:
@@ -134,9 +140,10 @@ def _size_error(path: Path, json_size: tuple[int, int], header: image_io.ImageHe
 
 
 def _annotations(
-    items: list[Any], images: dict[int, dict[str, Any]], category_ids: set[int], source: Path
+    items: list[Any], images: dict[int, dict[str, Any]], keypoint_counts: dict[int, int], source: Path
 ) -> list[dict[str, Any]]:
-    """The usable annotations, repaired (see repair.py), ids unique and positive; warnings logged."""
+    """The usable annotations, repaired (see repair.py, keypoint_repair.py), ids unique and positive; warnings
+    logged. keypoint_counts: the number of keypoints of each category id (0 for none)."""
     issues, kept = Issues(str(source)), []
     for k, ann in enumerate(items):
         if not isinstance(ann, dict):
@@ -148,15 +155,18 @@ def _annotations(
         if ann["image_id"] not in images:
             issues.add("image_id names no image, skipped", ann["image_id"], "image ids")
             continue
-        if ann["category_id"] not in category_ids:
+        if ann["category_id"] not in keypoint_counts:
             issues.add("category_id names no category, skipped", ann["category_id"], "category ids")
             continue
         info = images[ann["image_id"]]
         repaired = repair_annotation(ann, info["height"], info["width"])
-        for note in repaired.notes:
-            issues.add(note, ann.get("id", f"#{k}"))
+        notes = repaired.notes
         if repaired.annotation is not None:
-            kept.append(repaired.annotation)
+            usable, keypoint_notes = repair_keypoints(repaired.annotation, keypoint_counts[ann["category_id"]])
+            kept.append(usable)
+            notes += keypoint_notes
+        for note in notes:
+            issues.add(note, ann.get("id", f"#{k}"))
     issues.log()
     _renumber(kept, source)
     return kept

@@ -29,13 +29,16 @@ class Segmentation(_Model):
 
 class Detection(_Model):
     """One object: bbox = [x, y, width, height] in input-image pixels (COCO xywh); score in [0, 1];
-    segmentation is None when the call asked for masks=False."""
+    segmentation is None when the call asked for masks=False. Keypoint models add keypoints = COCO's flat
+    [x1, y1, v1, ..., xK, yK, vK] in pixels (v = 2) and keypoint_scores = K heatmap logits; None otherwise."""
 
     category_id: int
     label: str
     score: float
     bbox: list[float]
     segmentation: Segmentation | None = None
+    keypoints: list[float] | None = None
+    keypoint_scores: list[float] | None = None
 
 
 class ImageSize(_Model):
@@ -94,13 +97,15 @@ class DetectResult(_Model):
 
     def to_coco(self, image_id: int) -> list[dict[str, Any]]:
         """COCO results (what `COCO.loadRes` takes): image_id, category_id, bbox (xywh), score, segmentation
-        (RLE with str counts, absent when masks=False)."""
+        (RLE with str counts, absent when masks=False), keypoints (flat [x, y, v] * K, keypoint models only)."""
         out = []
         for det in self.detections:
             item: dict[str, Any] = {"image_id": image_id, "category_id": det.category_id, "bbox": list(det.bbox)}
             item["score"] = det.score
             if det.segmentation is not None:
                 item["segmentation"] = {"size": list(det.segmentation.size), "counts": det.segmentation.counts}
+            if det.keypoints is not None:
+                item["keypoints"] = list(det.keypoints)
             out.append(item)
         return out
 
@@ -125,6 +130,7 @@ class ModelInfo(_Model):
     name: str
     architecture: dict[str, Any] = Field(default_factory=dict)
     classes: list[Category] = Field(default_factory=list)
+    keypoints: list[str] = Field(default_factory=list)
     device: str = ""
     precision: str = ""
     weights_sha256: str = ""

@@ -65,13 +65,13 @@ def test_results_keep_fields_a_newer_server_adds() -> None:
     body = {
         "model": {"name": "m", "weights_sha256": "x", "device": "cpu", "precision": "fp32", "new": 1},
         "image": {"width": 4, "height": 3},
-        "detections": [{"category_id": 1, "label": "cat", "score": 0.5, "bbox": [0, 0, 1, 1], "keypoints": [1]}],
+        "detections": [{"category_id": 1, "label": "cat", "score": 0.5, "bbox": [0, 0, 1, 1], "depth": [1]}],
         "timing_ms": {"total": 1.0},
         "trace": "abc",
     }
     result = DetectResult.model_validate(body)
     assert result.model_extra == {"trace": "abc"}
-    assert result.detections[0].model_extra == {"keypoints": [1]}
+    assert result.detections[0].model_extra == {"depth": [1]}
     assert result.model.model_extra == {"new": 1}
 
 

@@ -112,10 +112,8 @@ def test_catalogue_comes_from_torchvision_weights_enums() -> None:
     assert v2.classes == 80 and v2.servable
     assert zoo.find("maskrcnn_resnet50_fpn").hash_prefix == "bf2d0c1e"
     keypoint = zoo.find("keypointrcnn_resnet50_fpn")
-    assert not keypoint.servable and keypoint.keypoints == 17
-    assert keypoint.summary() == (
-        "Keypoint R-CNN, ResNet-50 FPN, 1 COCO class (person), 17 keypoints; needs the keypoint head, not yet servable"
-    )
+    assert keypoint.servable and keypoint.keypoints == 17
+    assert keypoint.summary() == "Keypoint R-CNN, ResNet-50 FPN, 1 COCO class (person), 17 keypoints"
     with pytest.raises(KeyError, match="maskrcnn_resnet50_fpn_v2"):
         zoo.find("resnet9000")
 
@@ -193,11 +191,6 @@ def test_a_pulled_checkpoint_serves_by_name_from_the_cache(
     # Not a name: a path keeps meaning a path, and an unknown bare word is left for loading to report.
     assert Settings(weights=str(path)).weights_path() == path
     assert Settings(weights="no_such_weights").weights_path() == Path("no_such_weights")
-
-
-def test_an_unservable_name_is_refused_even_when_cached(torch_home: Path) -> None:
-    with pytest.raises(WeightsError, match="keypoint head"):
-        Settings(weights="keypointrcnn_resnet50_fpn").weights_path()
 
 
 def test_serve_with_a_name_not_in_the_cache_exits_2_with_the_pull_command(

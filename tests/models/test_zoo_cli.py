@@ -35,7 +35,7 @@ def test_list_shows_each_name_what_it_is_its_size_and_whether_it_is_cached(
     v1 = rows["maskrcnn_resnet50_fpn"]
     assert "Mask R-CNN, ResNet-50 FPN (v1), 80 COCO classes" in v1 and " 170 " in v1 and v1.endswith("not pulled")
     assert rows["maskrcnn_resnet50_fpn_v2"].endswith(str(cached))
-    assert "needs the keypoint head, not yet servable" in rows["keypointrcnn_resnet50_fpn"]
+    assert "Keypoint R-CNN, ResNet-50 FPN, 1 COCO class (person), 17 keypoints" in rows["keypointrcnn_resnet50_fpn"]
 
 
 def test_pull_prints_where_the_file_landed_and_how_to_serve_it(

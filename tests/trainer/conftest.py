@@ -22,3 +22,11 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_synth")
     write_dataset(root, TINY)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_keypoint_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny set with each shape's 4 extreme points as COCO keypoints (`maskrcnn synth --keypoints`)."""
+    root = tmp_path_factory.mktemp("tiny_synth_keypoints")
+    write_dataset(root, SynthConfig(**{**TINY.__dict__, "keypoints": True}))
+    return root

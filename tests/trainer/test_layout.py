@@ -51,3 +51,14 @@ def test_several_annotation_files_are_an_error_listing_them(tmp_path: Path) -> N
     shutil.rmtree(root / "images")
     with pytest.raises(DataError, match=r"no images/ .*folder beside instances_default\.json"):
         CocoDetection(root)
+
+
+def test_coco_person_keypoints_file_is_found_when_there_is_no_instances_file(tmp_path: Path) -> None:
+    root = write_squares(tmp_path / "kp", [[(10, 5, 20)]])
+    (root / "annotations").mkdir()
+    (root / "annotations.json").rename(root / "annotations" / "person_keypoints_val2017.json")
+    (root / "images").rename(root / "val2017")
+    layout = find_annotations(root)
+    assert layout.annotations.name == "person_keypoints_val2017.json" and layout.images == root / "val2017"
+    shutil.copy(layout.annotations, root / "annotations" / "instances_val2017.json")
+    assert find_annotations(root).annotations.name == "instances_val2017.json"  # the instances file comes first

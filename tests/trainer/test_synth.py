@@ -51,7 +51,7 @@ def test_occluded_shape_keeps_only_its_visible_part() -> None:
     config = SynthConfig(min_side=96, max_side=96, max_shapes=6, min_radius=20, max_radius=40)
     image, instances = render(rng, config)
     assert image.dtype == np.uint8 and image.shape == (96, 96, 3)
-    masks = np.stack([m for _, m in instances])
+    masks = np.stack([instance.mask for instance in instances])
     assert (masks.sum(0) <= 1).all()
 
 
@@ -60,3 +60,26 @@ def test_cli_writes_a_coco_set(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "s" / "annotations.json").read_text())
     assert len(data["images"]) == 2
     assert all((tmp_path / "s" / "images" / i["file_name"]).is_file() for i in data["images"])
+
+
+def test_keypoints_are_the_shapes_extreme_points(tmp_path: Path) -> None:
+    assert cli.synth([str(tmp_path / "k"), "--images", "4", "--seed", "3", "--keypoints"]) == 0
+    data = json.loads((tmp_path / "k" / "annotations.json").read_text())
+    assert all(c["keypoints"] == ["top", "right", "bottom", "left"] for c in data["categories"])
+    assert data["categories"][0]["skeleton"] == [[1, 2], [2, 3], [3, 4], [4, 1]]
+    seen_visible = False
+    for ann in data["annotations"]:
+        points = np.asarray(ann["keypoints"]).reshape(4, 3)
+        assert ann["num_keypoints"] == int((points[:, 2] > 0).sum())
+        x, y, w, h = ann["bbox"]
+        mask = mask_utils.decode({**ann["segmentation"], "counts": ann["segmentation"]["counts"].encode()})
+        for (px, py, v), side in zip(points, ("top", "right", "bottom", "left"), strict=True):
+            if v == 2:  # on top there: the pixel is in the visible mask, on the box's edge of that side
+                seen_visible = True
+                assert mask[int(py), int(px)]
+                edge = {"top": py - 0.5 == y, "right": px + 0.5 == x + w, "bottom": py + 0.5 == y + h}
+                assert edge.get(side, px - 0.5 == x)
+    assert seen_visible
+    plain = json.loads((Path(write_dataset(tmp_path / "p", SynthConfig(images=4, seed=3)))).read_text())
+    assert "keypoints" not in plain["annotations"][0] and "keypoints" not in plain["categories"][0]
+    assert [a["bbox"] for a in plain["annotations"]] == [a["bbox"] for a in data["annotations"]]
