@@ -23,9 +23,12 @@ from models.inference import Predictor
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED = FIXTURES / "detectron2"
-# Scores: our softmax sums background first (the class rows are reordered so that background is class 0), which
-# moves a score by a few float32 ulps (notes, row 11; 1.8e-7 at most on these photos).
-SCORE_ULP = 1e-6
+# The issue's worst acceptable agreement: boxes within 0.01 px, scores within 1e-5, every mask IoU >= 0.99.
+# Measured: every mask identical; boxes within 6.1e-5 px and scores within 4e-6, from two float32 reorderings:
+# models/roi_align_cpu.py (torchvision's RoIAlign to float32 rounding, CPU inference) and our softmax summing
+# background first (the class rows are reordered so that background is class 0; notes, row 11). With
+# torchvision's roi_align kernel and background summed last, every output is bit for bit Detectron2's.
+BOX_PX, SCORE, MASK_IOU = 0.01, 1e-5, 0.99
 
 
 def photo(name: str) -> torch.Tensor:
@@ -36,17 +39,25 @@ def recorded(arch: str) -> dict[str, Any]:
     return json.loads((RECORDED / f"{arch}.json").read_text())
 
 
-def assert_matches_detectron2(results: list[dict[str, Any]], expected: dict[str, Any], det: Any) -> None:
-    """Boxes bit for bit, classes, scores within an ulp, every mask pixel (COCO RLE decoded)."""
+def assert_matches_detectron2(
+    results: list[dict[str, Any]], expected: dict[str, Any], det: Any, bitwise: bool = False
+) -> None:
+    """The same detections in the same order: classes, boxes, scores, masks (COCO RLE decoded), within the
+    issue's bounds or (bitwise) equal."""
     assert len(results) == len(expected["boxes"]) > 50
-    assert torch.equal(det.boxes, torch.tensor(expected["boxes"], dtype=torch.float32))
     assert (det.labels - 1).tolist() == expected["classes"]
-    assert (det.scores - torch.tensor(expected["scores"])).abs().max().item() <= SCORE_ULP
+    boxes, scores = torch.tensor(expected["boxes"], dtype=torch.float32), torch.tensor(expected["scores"])
+    if bitwise:
+        assert torch.equal(det.boxes, boxes) and torch.equal(det.scores, scores)
+    assert (det.boxes - boxes).abs().max().item() <= BOX_PX
+    assert (det.scores - scores).abs().max().item() <= SCORE
     size = expected["image_size"]
     for i, (ours, theirs) in enumerate(zip(results, expected["masks"], strict=True)):
-        a = mask_utils.decode(ours["segmentation"])
-        b = mask_utils.decode({"size": size, "counts": theirs})
-        assert np.array_equal(a, b), f"mask {i}: {int((a != b).sum())} pixels differ"
+        a = mask_utils.decode(ours["segmentation"]).astype(bool)
+        b = mask_utils.decode({"size": size, "counts": theirs}).astype(bool)
+        union = int((a | b).sum())
+        iou = 1.0 if union == 0 else int((a & b).sum()) / union
+        assert iou == 1.0 if bitwise else iou >= MASK_IOU, f"mask {i}: IoU {iou}"
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +90,18 @@ def test_a_batch_of_photos_gives_each_photo_detectron2s_outputs(r50_fpn: Predict
     images = [photo(n) for n in names]
     for name, results, det in zip(names, r50_fpn(images), r50_fpn.detect(images), strict=True):
         assert_matches_detectron2(results, recorded("r50_fpn")[name], det)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bit for bit needs torchvision's roi_align under inference_layout 'exact' (main's CPU inference uses "
+    "models/roi_align_cpu.py) and the softmax with background last (roi_heads.select_detections)",
+)
+@pytest.mark.parametrize("arch", ["r50_fpn", "r50_c4"])
+def test_every_output_is_detectron2s_bit_for_bit(arch: str) -> None:
+    predictor = Predictor(load(RECORDED / f"{arch}.pkl", str(RECORDED / f"{arch}.yaml")))
+    image = photo("coffee.jpg")
+    assert_matches_detectron2(predictor([image])[0], recorded(arch)["coffee.jpg"], predictor.detect([image])[0], True)
 
 
 def test_results_name_coco_classes_with_their_coco_ids(r50_fpn: Predictor) -> None:

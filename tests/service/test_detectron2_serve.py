@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from service_helpers import photo_bytes, serve_process
 
 from models import zoo
@@ -23,7 +24,9 @@ def test_maskrcnn_serve_serves_a_converted_detectron2_file_with_its_outputs(tmp_
     assert response.status_code == 200, response.text
     detections = response.json()["detections"]
     assert [d["segmentation"]["counts"] for d in detections] == expected["masks"]
-    assert [d["bbox"][:2] for d in detections] == [b[:2] for b in expected["boxes"]]
+    assert len(detections) == len(expected["boxes"])
+    for detection, box in zip(detections, expected["boxes"], strict=True):  # x, y within the 0.01 px
+        assert detection["bbox"][:2] == pytest.approx(box[:2], abs=0.01)
     assert [d["category_id"] for d in detections] == [zoo_id(c) for c in expected["classes"]]
 
 
