@@ -30,6 +30,38 @@ BoxHead = Literal["mlp", "conv_fc"]
 Pooler = Literal["align", "pool", "warp"]
 MaskHead = Literal["fcn", "mlp", "none"]
 MaskLoss = Literal["sigmoid", "softmax"]
+InputChannels = Literal["rgb", "bgr"]
+InputRange = Literal["unit", "byte"]
+ResizeRounding = Literal["floor", "half_up"]
+ResizeKernel = Literal["float_bilinear", "pil_uint8"]
+FrozenBNArithmetic = Literal["scale_shift", "batch_norm"]
+InferenceLayout = Literal["fast", "exact"]
+AnchorRounding = Literal["round", "exact"]
+AnchorStride = Literal["padded_over_feature", "nominal"]
+RpnNmsScore = Literal["probability", "logit"]
+RpnBoxFilter = Literal["min_size", "empty"]
+MaskPaste = Literal["interpolate", "grid_sample"]
+
+# Every Detectron2 rule of ModelConfig at its Detectron2 value (the `d2` preset; models/detectron2/arch.py).
+DETECTRON2_RULES: dict[str, Any] = {
+    "input_channels": "bgr",
+    "input_range": "byte",
+    "image_mean": (103.530, 116.280, 123.675),  # BGR, 0-255: Detectron2's PIXEL_MEAN (MSRA trunks)
+    "image_std": (1.0, 1.0, 1.0),
+    "resize_rounding": "half_up",
+    "resize_kernel": "pil_uint8",
+    "frozen_bn_arithmetic": "batch_norm",
+    "inference_layout": "exact",
+    "anchor_rounding": "exact",
+    "anchor_stride": "nominal",
+    "rpn_nms_score": "logit",
+    "rpn_box_filter": "empty",
+    "pooler_aligned": True,  # 9. ROIAlignV2
+    "pooler_sampling_ratio": 0,
+    "output_box_clip": True,
+    "mask_paste": "grid_sample",
+    "mask_thresh_inclusive": True,
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +143,52 @@ class ModelConfig:
     max_size: int = 1333
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
+    # ---- Detectron2's inference rules, one field each (models/detectron2 sets them all: the `d2` preset). The
+    # defaults are torchvision's behaviour; numbers are the rows of shared/detectron2-notes.md, and each field's
+    # comment names the Detectron2 function it reproduces.
+    # 1. Channel order the trunk sees (`INPUT.FORMAT`; Detectron2's MSRA/FAIR trunks take BGR).
+    input_channels: InputChannels = "rgb"
+    # 1. Pixel range image_mean / image_std apply to: unit = [0, 1] (torchvision) | byte = 0-255 (Detectron2's
+    #    `GeneralizedRCNN.preprocess_image`, PIXEL_MEAN / PIXEL_STD).
+    input_range: InputRange = "unit"
+    # 1. Padding of each batch to a multiple of this (FPN: 32; Detectron2's C4 pads to none, `size_divisibility`
+    #    0, which is 1 here).
+    size_divisible: int = 32
+    # 2. Resized size: floor(side x scale) (torchvision) | int(side x scale + 0.5) of Detectron2's
+    #    `ResizeShortestEdge.get_output_shape`.
+    resize_rounding: ResizeRounding = "floor"
+    # 2. Resampling: bilinear on the normalised float image (F.interpolate, torchvision) | PIL's bilinear on the
+    #    uint8 image before normalising (Detectron2's `ResizeTransform.apply_image`).
+    resize_kernel: ResizeKernel = "float_bilinear"
+    # 4. Frozen BatchNorm of the trunk: x * scale + shift (torchvision's FrozenBatchNorm2d) | F.batch_norm with the
+    #    running statistics (Detectron2's FrozenBatchNorm2d at inference).
+    frozen_bn_arithmetic: FrozenBNArithmetic = "scale_shift"
+    # 4. How inference lays the model out: fast = frozen BatchNorm folded into the conv before it, NHWC
+    #    (channels-last) convolutions, images of one padded size batched; outputs equal to float rounding |
+    #    exact = the modules as built, NCHW, one image per forward, so that outputs equal the reference
+    #    library's bit for bit (`Predictor`, `MaskRCNN.predict`).
+    inference_layout: InferenceLayout = "fast"
+    # 5. Cell anchors: rounded to whole pixels (torchvision's `AnchorGenerator.generate_anchors`) | exact
+    #    (Detectron2's `DefaultAnchorGenerator.generate_cell_anchors`, e.g. +-22.627 x 11.314).
+    anchor_rounding: AnchorRounding = "round"
+    # 6. Anchor grid step: padded size // feature size (torchvision; 61 on P6 of an 800-high batch) | the level's
+    #    nominal stride, the power of two nearest that ratio (Detectron2's fixed strides 4 ... 64).
+    anchor_stride: AnchorStride = "padded_over_feature"
+    # 7. Score the RPN ranks proposals by in NMS: probability (sigmoid; torchvision) | logit (Detectron2's
+    #    `find_top_rpn_proposals`; the sigmoid saturates into ties).
+    rpn_nms_score: RpnNmsScore = "probability"
+    # 7. Proposals dropped before NMS: min_size = a side under 1e-3 px (torchvision's remove_small_boxes) |
+    #    empty = a side <= 0 (Detectron2's `Boxes.nonempty`).
+    rpn_box_filter: RpnBoxFilter = "min_size"
+    # 13. Output boxes, once scaled to the original image: as they are (torchvision) | clipped to it again and
+    #    empty ones dropped (Detectron2's `detector_postprocess`).
+    output_box_clip: bool = False
+    # 14. Mask paste: interpolate = the 28x28 mask padded to 30, box widened and rounded, F.interpolate
+    #    (torchvision's paste_masks_in_image) | grid_sample = bilinear samples at pixel centres within the exact
+    #    box (Detectron2's `_do_paste_mask`).
+    mask_paste: MaskPaste = "interpolate"
+    # 14. A pixel is in the mask when its probability is > mask_thresh (torchvision) or >= (Detectron2).
+    mask_thresh_inclusive: bool = False
     # What the classes mean: name and dataset category id of each contiguous label (index 0 = background).
     # Empty category_ids means label == category id (torchvision's COCO models use COCO's 91 ids directly).
     class_names: tuple[str, ...] = field(default=(), compare=False)
@@ -123,6 +201,8 @@ class ModelConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        if self.size_divisible < 1:
+            raise ValueError(f"size_divisible must be >= 1 (1 = no padding); got {self.size_divisible}")
         if self.features == "fpn" and len(self.anchor_sizes) != 5:
             raise ValueError(f"fpn needs one anchor size per level P2-P6 (5); got {len(self.anchor_sizes)}")
         if self.features == "c4" and self.mask_head == "mlp":
@@ -232,6 +312,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     presets: dict[str, dict[str, Any]] = {
         "resnet50_fpn": {},
         "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
+        # Detectron2's model-zoo R50-FPN: its MSRA trunk and every rule (models/detectron2/arch.py adds classes).
+        "d2": {**DETECTRON2_RULES, "trunk_stride_in_1x1": True},
         # torchvision's keypointrcnn_resnet50_fpn: person boxes and 17 COCO keypoints, no mask branch.
         "keypointrcnn_resnet50_fpn": {
             "num_classes": 2,
