@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from .keypoint_names import COCO_PERSON_KEYPOINTS
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -41,27 +39,6 @@ AnchorStride = Literal["padded_over_feature", "nominal"]
 RpnNmsScore = Literal["probability", "logit"]
 RpnBoxFilter = Literal["min_size", "empty"]
 MaskPaste = Literal["interpolate", "grid_sample"]
-
-# Every Detectron2 rule of ModelConfig at its Detectron2 value (the `d2` preset; models/detectron2/arch.py).
-DETECTRON2_RULES: dict[str, Any] = {
-    "input_channels": "bgr",
-    "input_range": "byte",
-    "image_mean": (103.530, 116.280, 123.675),  # BGR, 0-255: Detectron2's PIXEL_MEAN (MSRA trunks)
-    "image_std": (1.0, 1.0, 1.0),
-    "resize_rounding": "half_up",
-    "resize_kernel": "pil_uint8",
-    "frozen_bn_arithmetic": "batch_norm",
-    "inference_layout": "exact",
-    "anchor_rounding": "exact",
-    "anchor_stride": "nominal",
-    "rpn_nms_score": "logit",
-    "rpn_box_filter": "empty",
-    "pooler_aligned": True,  # 9. ROIAlignV2
-    "pooler_sampling_ratio": 0,
-    "output_box_clip": True,
-    "mask_paste": "grid_sample",
-    "mask_thresh_inclusive": True,
-}
 
 
 @dataclass(frozen=True)
@@ -265,109 +242,3 @@ RESNET_LAYERS: dict[str, ResNetSpec] = {
     "resnet101": ResNetSpec("bottleneck", (3, 4, 23, 3)),
     "resnext101_32x8d": ResNetSpec("bottleneck", (3, 4, 23, 3), groups=32, width_per_group=8),
 }
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """Per-call knobs; None means the model config's default."""
-
-    score_thresh: float | None = None
-    nms_thresh: float | None = None
-    detections_per_img: int | None = None
-    mask_thresh: float | None = None
-
-    def resolve(self, config: ModelConfig) -> InferenceOptions:
-        resolved = InferenceOptions(
-            score_thresh=config.score_thresh if self.score_thresh is None else self.score_thresh,
-            nms_thresh=config.nms_thresh if self.nms_thresh is None else self.nms_thresh,
-            detections_per_img=(
-                config.detections_per_img if self.detections_per_img is None else self.detections_per_img
-            ),
-            mask_thresh=config.mask_thresh if self.mask_thresh is None else self.mask_thresh,
-        )
-        if not 0.0 <= resolved.score_thresh <= 1.0:
-            raise ValueError(f"score_thresh must be in [0, 1], got {resolved.score_thresh}")
-        if not 0.0 <= resolved.nms_thresh <= 1.0:
-            raise ValueError(f"nms_thresh must be in [0, 1], got {resolved.nms_thresh}")
-        if not 1 <= resolved.detections_per_img <= 100:
-            raise ValueError(f"detections_per_img must be in [1, 100], got {resolved.detections_per_img}")
-        if not 0.0 < resolved.mask_thresh < 1.0:
-            raise ValueError(f"mask_thresh must be in (0, 1), got {resolved.mask_thresh}")
-        return resolved
-
-
-def preset(name: str, **overrides: Any) -> ModelConfig:
-    """Named architectures: torchvision's two COCO models, the paper's backbones (full size, 91 classes as
-    torchvision's COCO models), and small ones for tests and the demo.
-
-    The single-level designs take the RPN numbers of Detectron2's `Base-RCNN-C4.yaml`: all five anchor sizes on
-    one level, 12000 / 6000 top-scoring anchors before NMS (training / testing), 2000 / 1000 proposals after.
-    """
-    single_level = {
-        "rpn_pre_nms_top_n_train": 12000,
-        "rpn_pre_nms_top_n_test": 6000,
-        "rpn_post_nms_top_n_train": 2000,
-        "rpn_post_nms_top_n_test": 1000,
-    }
-    presets: dict[str, dict[str, Any]] = {
-        "resnet50_fpn": {},
-        "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
-        # Detectron2's model-zoo R50-FPN: its MSRA trunk and every rule (models/detectron2/arch.py adds classes).
-        "d2": {**DETECTRON2_RULES, "trunk_stride_in_1x1": True},
-        # torchvision's keypointrcnn_resnet50_fpn: person boxes and 17 COCO keypoints, no mask branch.
-        "keypointrcnn_resnet50_fpn": {
-            "num_classes": 2,
-            "num_keypoints": 17,
-            "mask_head": "none",
-            "min_size": (640, 672, 704, 736, 768, 800),
-            "class_names": ("__background__", "person"),
-            "keypoint_names": COCO_PERSON_KEYPOINTS,
-        },
-        "r50-fpn": {},
-        "r101-fpn": {"backbone": "resnet101"},
-        "x101-fpn": {"backbone": "resnext101_32x8d"},
-        "r50-c4": {"features": "c4", **single_level},
-        "r50-c5": {"features": "c5", **single_level},
-        # A few-MB model for unit tests: narrow ResNet-18, small images, few proposals.
-        "tiny": {
-            "backbone": "resnet18",
-            "backbone_width": 8,
-            "fpn_channels": 16,
-            "box_head_dim": 32,
-            "mask_head_dim": 16,
-            "keypoint_head_dim": 16,  # used when num_keypoints > 0
-            "num_classes": 5,
-            "min_size": 128,
-            "max_size": 192,
-            "anchor_sizes": (8, 16, 32, 64, 128),
-            "rpn_pre_nms_top_n_test": 200,
-            "rpn_post_nms_top_n_test": 100,
-            "rpn_pre_nms_top_n_train": 400,
-            "rpn_post_nms_top_n_train": 200,
-            "box_batch_size_per_image": 64,
-            "rpn_batch_size_per_image": 64,
-        },
-        # The demo model of models/assets: a narrow ResNet-18-FPN trained from scratch on the synthetic shapes
-        # (`maskrcnn synth`), hence trainable BatchNorm in the trunk and GroupNorm in the mask head; ~14 MB.
-        "demo": {
-            "backbone": "resnet18",
-            "backbone_width": 32,
-            "trunk_norm": "bn",
-            "fpn_channels": 96,
-            "mask_head_norm": "gn",
-            "box_head_dim": 256,
-            "mask_head_dim": 96,
-            "num_classes": 5,
-            "min_size": 256,
-            "max_size": 384,
-            "anchor_sizes": (16, 32, 64, 128, 256),
-            "rpn_pre_nms_top_n_train": 1000,
-            "rpn_post_nms_top_n_train": 500,
-            "rpn_pre_nms_top_n_test": 500,
-            "rpn_post_nms_top_n_test": 300,
-            "box_batch_size_per_image": 128,
-        },
-    }
-    if name not in presets:
-        raise ValueError(f"unknown model preset {name!r}; choose from {sorted(presets)}")
-    return ModelConfig(**{**presets[name], **overrides})

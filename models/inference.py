@@ -20,8 +20,8 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from . import rle
 from .box_ops import at_least
-from .config import InferenceOptions
 from .mask_rcnn import MaskRCNN
+from .options import InferenceOptions
 from .postprocess import MaskCrops, paste_masks
 from .structures import Detections
 

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from .backbone import Backbone
-from .config import InferenceOptions, ModelConfig
+from .config import ModelConfig
+from .options import InferenceOptions
 from .res5_heads import Res5RoIHeads
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork

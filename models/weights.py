@@ -20,9 +20,10 @@ from torch import Tensor
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
 from .build import build_model
-from .config import ModelConfig, preset
+from .config import ModelConfig
 from .keypoint_names import COCO_PERSON_KEYPOINTS
 from .mask_rcnn import MaskRCNN
+from .presets import preset
 
 FORMAT = "maskrcnn/2"  # 2: explicit architecture fields instead of `variant`; files of format 1 are upgraded
 FORMAT_1 = "maskrcnn/1"

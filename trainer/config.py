@@ -71,8 +71,8 @@ class TrainConfig:
 
         Raises ValueError (OverrideError) for an unknown preset, field or value, or a field the data decides.
         """
-        from models.config import preset  # here: `maskrcnn synth` and friends need no torch
         from models.config_overrides import OverrideError, parse_overrides
+        from models.presets import preset  # here: `maskrcnn synth` and friends need no torch
 
         overrides = parse_overrides(self.model_set)
         taken = sorted(set(overrides) & DATA_FIELDS)

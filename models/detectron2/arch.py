@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from ..config import DETECTRON2_RULES, ModelConfig
+from ..config import ModelConfig
+from ..presets import DETECTRON2_RULES
 from ..weights import COCO_CATEGORIES, WeightsError
 
 PREFIX = "d2:"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from models.config import DETECTRON2_RULES, ModelConfig
+from models.config import ModelConfig
 from models.detectron2.arch import ZOO, ArchError, coco_classes, load_yaml, merge, parse, resolve_arch
+from models.presets import DETECTRON2_RULES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "detectron2"
 

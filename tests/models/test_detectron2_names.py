@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from models import build_model
-from models.config import preset
 from models.detectron2.names import our_name, to_ours
 from models.detectron2.pickle_loader import read_state
+from models.presets import preset
 from models.weights import WeightsError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "detectron2" / "r50_fpn.pkl"

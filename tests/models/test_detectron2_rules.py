@@ -13,10 +13,11 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from models import build_model
 from models.anchors import AnchorGenerator, exact_cell_anchors
-from models.config import DETECTRON2_RULES, ModelConfig, preset
+from models.config import ModelConfig
 from models.frozen_bn import BatchNormFrozenBN
 from models.inference import Predictor
 from models.postprocess import paste_masks
+from models.presets import DETECTRON2_RULES, preset
 from models.transform import ImageTransform, rescale_boxes
 
 
