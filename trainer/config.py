@@ -26,7 +26,7 @@ class TrainConfig:
     data: str
     out: str
     val: str | None = None
-    model: str = "demo"  # a models.config preset
+    model: str = "demo"  # a models.presets preset
     model_set: tuple[str, ...] = ()  # "FIELD=VALUE" overrides of the preset's ModelConfig fields (--model-set)
     max_iter: int = 1000
     batch_size: int = 16  # global: split evenly over the workers
