@@ -126,25 +126,14 @@ class RoIHeads(nn.Module):
     ) -> dict[str, Tensor]:
         """Lcls + Lbox on 512 sampled RoIs per image (1:3 fg:bg); each branch's loss (Lmask, Lkeypoint) on the
         positive ones, named `loss_<branch>`."""
-        rois, labels, regression, matched = [], [], [], []
-        for props, target in zip(proposals, targets, strict=True):
-            props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
-            if target.boxes.numel() == 0:
-                idx = torch.zeros(props.shape[0], dtype=torch.int64, device=props.device)
-                label = torch.zeros_like(idx)
-            else:
-                idx = match(box_iou(target.boxes, props), self.fg_iou_thresh, self.bg_iou_thresh, False)
-                label = target.labels[idx.clamp(min=0)].clone()
-                label[idx == BELOW_LOW_THRESHOLD] = 0
-                label[idx == BETWEEN_THRESHOLDS] = -1
-                idx = idx.clamp(min=0)
-            pos, neg = sample_balanced(label, self.batch_size_per_image, self.positive_fraction)
-            keep = torch.cat([pos, neg])
-            rois.append(props[keep])
-            labels.append(label[keep])
-            matched.append(idx[keep])
-            gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
-            regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
+        rois, labels, regression, matched = sample_rois(
+            proposals,
+            targets,
+            self.fg_iou_thresh,
+            self.bg_iou_thresh,
+            self.batch_size_per_image,
+            self.positive_fraction,
+        )
         levels = pooling_features(features)
         x = self.box_head(self.box_roi_pool(levels, rois))
         class_logits, box_deltas = self.box_predictor(x)
@@ -163,6 +152,43 @@ class RoIHeads(nn.Module):
             ]
             losses[f"loss_{name}"] = predictor.loss(logits, all_labels[all_labels > 0], torch.cat(branch_targets))
         return losses
+
+
+def sample_rois(
+    proposals: list[Tensor],
+    targets: list[Targets],
+    fg_iou_thresh: float,
+    bg_iou_thresh: float,
+    batch_size_per_image: int,
+    positive_fraction: float,
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+    """The paper's RoI sampling for the heads' losses (Fast R-CNN's; torchvision's `select_training_samples`).
+
+    Per image, the ground-truth boxes join the proposals; an RoI is foreground when its IoU with a ground-truth
+    box is >= fg_iou_thresh, background below bg_iou_thresh; `batch_size_per_image` are sampled with at most
+    `positive_fraction` foreground. Returns per image: rois [S, 4], labels [S] (0 = background), box regression
+    targets [S, 4] (BOX_CODER deltas to the matched box) and the index of the matched ground truth [S].
+    """
+    rois, labels, regression, matched = [], [], [], []
+    for props, target in zip(proposals, targets, strict=True):
+        props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
+        if target.boxes.numel() == 0:
+            idx = torch.zeros(props.shape[0], dtype=torch.int64, device=props.device)
+            label = torch.zeros_like(idx)
+        else:
+            idx = match(box_iou(target.boxes, props), fg_iou_thresh, bg_iou_thresh, False)
+            label = target.labels[idx.clamp(min=0)].clone()
+            label[idx == BELOW_LOW_THRESHOLD] = 0
+            label[idx == BETWEEN_THRESHOLDS] = -1
+            idx = idx.clamp(min=0)
+        pos, neg = sample_balanced(label, batch_size_per_image, positive_fraction)
+        keep = torch.cat([pos, neg])
+        rois.append(props[keep])
+        labels.append(label[keep])
+        matched.append(idx[keep])
+        gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
+        regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
+    return rois, labels, regression, matched
 
 
 def _field(target: Targets, name: str) -> Tensor:
