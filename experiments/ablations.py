@@ -88,7 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", type=int, default=300)
     p.add_argument("--val-images", type=int, default=60)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; the report shows the mean")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch CPU threads (1 when other work shares the cores: OpenMP waits collapse)",
+    )
     p.add_argument(
         "--trunk-from",
         metavar="WEIGHTS",
@@ -120,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     threads = torch.get_num_threads()
     torch.set_num_threads(setup.threads)
-    torch.set_flush_denormal(True)  # CPU training slows ~20x once gradients turn subnormal
     out = Path(args.out)
     try:
         outcomes = run_all([BY_NAME[name] for name in args.variants], setup, out)
