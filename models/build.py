@@ -103,6 +103,7 @@ def _fpn_heads(config: ModelConfig, backbone: Backbone) -> RoIHeads:
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
         positive_fraction=config.box_positive_fraction,
+        softmax_background=config.box_softmax_background,
     )
 
 
@@ -149,4 +150,5 @@ def _res5_heads(config: ModelConfig, backbone: Backbone, trunk_norm: Callable[[i
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
         positive_fraction=config.box_positive_fraction,
+        softmax_background=config.box_softmax_background,
     )

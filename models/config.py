@@ -39,6 +39,7 @@ AnchorStride = Literal["padded_over_feature", "nominal"]
 RpnNmsScore = Literal["probability", "logit"]
 RpnBoxFilter = Literal["min_size", "empty"]
 MaskPaste = Literal["interpolate", "grid_sample"]
+SoftmaxBackground = Literal["first", "last"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ class ModelConfig:
     #    (torchvision's paste_masks_in_image) | grid_sample = bilinear samples at pixel centres within the exact
     #    box (Detectron2's `_do_paste_mask`).
     mask_paste: MaskPaste = "interpolate"
+    # 11. Where the background logit sits when the box classifier's softmax is summed: first (ours, torchvision)
+    #    | last (Detectron2's class order, `fast_rcnn_inference_single_image`). Only float rounding differs.
+    box_softmax_background: SoftmaxBackground = "first"
     # 14. A pixel is in the mask when its probability is > mask_thresh (torchvision) or >= (Detectron2).
     mask_thresh_inclusive: bool = False
     # What the classes mean: name and dataset category id of each contiguous label (index 0 = background).

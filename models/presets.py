@@ -26,6 +26,7 @@ DETECTRON2_RULES: dict[str, Any] = {
     "output_box_clip": True,
     "mask_paste": "grid_sample",
     "mask_thresh_inclusive": True,
+    "box_softmax_background": "last",
 }
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .box_head import FastRCNNPredictor, box_loss
+from .config import SoftmaxBackground
 from .poolers import MultiLevelRoIPooler, pooling_features
 from .roi_branch import InstancePredictor
 from .roi_heads import Features, RoIPredictions, sample_rois, select_detections
@@ -40,6 +41,7 @@ class Res5RoIHeads(nn.Module):
         bg_iou_thresh: float,
         batch_size_per_image: int,
         positive_fraction: float,
+        softmax_background: SoftmaxBackground = "first",
     ) -> None:
         super().__init__()
         self.roi_pool = roi_pool
@@ -51,6 +53,7 @@ class Res5RoIHeads(nn.Module):
         self.bg_iou_thresh = bg_iou_thresh
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+        self.softmax_background = softmax_background
 
     def predictor(self, field: str) -> InstancePredictor | None:
         """The predictor filling `Detections.<field>` ("masks"), or None when the model has none."""
@@ -85,6 +88,7 @@ class Res5RoIHeads(nn.Module):
             score_thresh=score_thresh,
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
+            softmax_background=self.softmax_background,
         )
         fields = {}
         mask = self.predictor("masks")

@@ -18,6 +18,7 @@ from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
 from .box_ops import at_least, clip_boxes, grouped_nms, rank_within
+from .config import SoftmaxBackground
 from .poolers import pooling_features
 from .roi_branch import InstancePredictor, RoIBranch
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
@@ -56,6 +57,7 @@ class RoIHeads(nn.Module):
         bg_iou_thresh: float,
         batch_size_per_image: int,
         positive_fraction: float,
+        softmax_background: SoftmaxBackground = "first",
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -69,6 +71,7 @@ class RoIHeads(nn.Module):
         self.bg_iou_thresh = bg_iou_thresh
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+        self.softmax_background = softmax_background
 
     def branch(self, name: str) -> RoIBranch:
         return RoIBranch(*(getattr(self, f"{name}_{part}") for part in RoIBranch._fields))
@@ -103,6 +106,7 @@ class RoIHeads(nn.Module):
             score_thresh=score_thresh,
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
+            softmax_background=self.softmax_background,
         )
         fields = {}
         for name in self.branch_names:
@@ -207,13 +211,15 @@ def select_detections(
     score_thresh: float,
     nms_thresh: float,
     detections_per_img: int,
+    softmax_background: SoftmaxBackground = "first",
 ) -> tuple[Tensor, Tensor, Tensor, list[int]]:
     """Softmax scores and decoded boxes of every (proposal, class) pair -> the top detections of each image.
 
     class_logits [R, K], box_deltas [R, 4K], proposals: B tensors [R_i, 4] -> boxes [D, 4], scores [D],
     labels [D], counts per image. As torchvision's `postprocess_detections`: keep scores >= score_thresh
     (inclusive; torchvision's is strict, which differs only for a score exactly equal to the threshold) and
-    boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score.
+    boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score. softmax_background "last" sums the
+    softmax with the background logit last, in Detectron2's class order (the same scores to float rounding).
 
     Why not one NMS over all candidates: at threshold 0 there are R x (K-1) (~90k) of them, and NMS is
     quadratic. A candidate's fate in greedy NMS depends only on higher-scoring candidates, so NMS over each
@@ -229,7 +235,10 @@ def select_detections(
     boxes = BOX_CODER.decode(box_deltas, torch.cat(proposals))  # [R, K, 4]
     sizes = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)
     boxes = clip_boxes(boxes, sizes[roi_image][:, None, :])
-    scores = F.softmax(class_logits, -1)
+    if softmax_background == "last":
+        scores = F.softmax(class_logits.roll(-1, dims=1), -1).roll(1, dims=1)
+    else:
+        scores = F.softmax(class_logits, -1)
 
     boxes = boxes[:, 1:].reshape(-1, 4)  # drop background; candidate = (roi, class)
     scores = scores[:, 1:].reshape(-1)

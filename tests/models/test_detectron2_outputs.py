@@ -92,12 +92,12 @@ def test_a_batch_of_photos_gives_each_photo_detectron2s_outputs(r50_fpn: Predict
         assert_matches_detectron2(results, recorded("r50_fpn")[name], det)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bit for bit needs torchvision's roi_align under inference_layout 'exact' (main's CPU inference uses "
-    "models/roi_align_cpu.py) and the softmax with background last (roi_heads.select_detections)",
+C4_NOT_BITWISE = pytest.mark.xfail(
+    strict=True, reason="C4's boxes still differ from Detectron2's by float rounding (within the recorded bounds)"
 )
-@pytest.mark.parametrize("arch", ["r50_fpn", "r50_c4"])
+
+
+@pytest.mark.parametrize("arch", ["r50_fpn", pytest.param("r50_c4", marks=C4_NOT_BITWISE)])
 def test_every_output_is_detectron2s_bit_for_bit(arch: str) -> None:
     predictor = Predictor(load(RECORDED / f"{arch}.pkl", str(RECORDED / f"{arch}.yaml")))
     image = photo("coffee.jpg")
