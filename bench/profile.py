@@ -47,7 +47,7 @@ ROWS: list[tuple[str, str, tuple[str, ...]]] = [
     ("FPN", "FPN", ()),
     ("RPN head convs", "rpn.head", ()),
     ("RPN anchors, decode, top-k, NMS", "rpn", ("rpn.head",)),
-    ("RoI features to contiguous fp32", "pooling_features", ()),
+    ("RoI maps to float32 (a copy at bf16 only)", "pooling_features", ()),
     ("box RoIAlign", "box_roi_pool", ()),
     ("box head + predictor (FCs)", "box_head", ()),
     ("select_detections (softmax, decode, NMS)", "select_detections", ()),

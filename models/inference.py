@@ -20,6 +20,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from . import rle
 from .box_ops import at_least
+from .inference_layout import cast_weights, channels_last_heads
 from .mask_rcnn import MaskRCNN
 from .options import InferenceOptions
 from .postprocess import MaskCrops, paste_masks
@@ -39,6 +40,9 @@ class Predictor:
     at inference) are folded into the convolutions before them, in a copy of the model: one pass less over
     every feature map, the same outputs to float rounding.
     channels_last (NHWC) convolutions are a quarter faster on the CPU (oneDNN) and suit GPU tensor cores.
+    The copy is rewritten once more at load (models/inference_layout.py): on the CPU, heads that flatten RoI
+    features read the poolers' channels-last output without an NCHW copy (fc columns permuted); at bf16 / fp16
+    the conv and linear weights are stored in that precision, the cast autocast would otherwise do every call.
     """
 
     def __init__(
@@ -61,6 +65,10 @@ class Predictor:
         channels_last = fast if channels_last is None else channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if fast and self.device.type == "cpu":  # where the poolers' output is channels-last (models/poolers.py)
+            channels_last_heads(self.model)
+        if precision != "fp32":
+            cast_weights(self.model, PRECISIONS[precision])
         self.channels_last = channels_last
         self.config = model.config
 

@@ -93,11 +93,7 @@ class RegionProposalNetwork(nn.Module):
         # float32 from here on: under bf16 autocast, box coordinates and score ranking need the precision.
         objectness = _flatten_levels(logits, 1).squeeze(-1).float()  # [B, N]
         deltas_flat = _flatten_levels(deltas, 4).float()  # [B, N, 4]
-        num_images = objectness.shape[0]
-        proposals = self.box_coder.decode(deltas_flat.detach().reshape(-1, 4), anchors.repeat(num_images, 1)).view(
-            num_images, -1, 4
-        )
-        boxes = self._filter(proposals, objectness.detach(), images.image_sizes, per_level)
+        boxes = self._filter(deltas_flat.detach(), anchors, objectness.detach(), images.image_sizes, per_level)
         losses: dict[str, Tensor] = {}
         if self.training:
             if targets is None:
@@ -106,17 +102,24 @@ class RegionProposalNetwork(nn.Module):
         return boxes, losses
 
     def _filter(
-        self, proposals: Tensor, objectness: Tensor, image_sizes: list[tuple[int, int]], per_level: list[int]
+        self,
+        deltas: Tensor,
+        anchors: Tensor,
+        objectness: Tensor,
+        image_sizes: list[tuple[int, int]],
+        per_level: list[int],
     ) -> list[Tensor]:
-        """Top-k per level, clip, drop tiny boxes, NMS per (image, level), keep the best per image.
+        """Top-k per level, decode, clip, drop tiny boxes, NMS per (image, level), keep the best per image.
 
         torchvision's `filter_proposals` by default; with nms_score "logit" and box_filter "empty" Detectron2's
         `find_top_rpn_proposals` (NMS ranks logits, drops only boxes with a side <= 0).
 
-        proposals: [B, N, 4], objectness: [B, N] logits -> B tensors [P_i, 4], sorted by score.
-        All images go through one NMS call; the result equals torchvision's per-image loop.
+        deltas: [B, N, 4], anchors: [N, 4], objectness: [B, N] logits -> B tensors [P_i, 4], sorted by score.
+        Only the top-k anchors' boxes are decoded (decoding is per box, so they equal torchvision's, which
+        decodes every anchor first). All images go through one NMS call; the result equals torchvision's
+        per-image loop.
         """
-        num_images, device = proposals.shape[0], proposals.device
+        num_images, device = deltas.shape[0], deltas.device
         pre_n = self.pre_nms_top_n[0 if self.training else 1]
         post_n = self.post_nms_top_n[0 if self.training else 1]
         top_idx, levels, offset = [], [], 0
@@ -130,7 +133,8 @@ class RegionProposalNetwork(nn.Module):
         scores = objectness[batch_idx, top_idx]
         if self.nms_score == "probability":
             scores = scores.sigmoid()
-        boxes = proposals[batch_idx, top_idx]  # [B, T, 4]
+        boxes = self.box_coder.decode(deltas[batch_idx, top_idx].reshape(-1, 4), anchors[top_idx].reshape(-1, 4))
+        boxes = boxes.view(num_images, -1, 4)  # [B, T, 4]
 
         boxes = clip_boxes(boxes, torch.tensor(image_sizes, dtype=boxes.dtype, device=device)[:, None, :])
         wh = boxes[..., 2:] - boxes[..., :2]
