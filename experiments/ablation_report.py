@@ -53,7 +53,9 @@ def variant_table(outcomes: list[Outcome]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        settings = " ".join(f"`{s}`" for s in o.variant.settings)
+        settings = " ".join(f"`{s}`" for s in o.variant.settings) + (
+            " on keypoint shapes; AP is AP_kp" if o.variant.keypoints else ""
+        )
         if o.skipped:
             lines.append(
                 f"| {o.variant.name} | {settings} | skipped: {o.skipped} | | | | {_paper(o.variant.paper)} | |"
@@ -114,7 +116,8 @@ def verdict(ours: float | None, paper: float) -> str:
 
 
 def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
-    seeds = ", ".join(map(str, setup.seeds))
+    seeds, shapes = ", ".join(map(str, setup.seeds)), setup.shapes
+    origin = f"trunk (and C4's res5) from `{setup.trunk_from}`" if setup.trunk_from else "trained from scratch"
     lines = [
         "# Ablations on the synthetic shapes (Mask R-CNN Tables 2b-2e, 4)",
         "",
@@ -125,11 +128,13 @@ def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
         "```",
         "",
         f"Setup: preset `{setup.model}` with {' '.join(f'`{s}`' for s in setup.base_set) or 'no change'} "
-        f"(trained from scratch), each variant's settings on top; {setup.iters} iterations of batch "
+        f"({origin}), each variant's settings on top; {setup.iters} iterations of batch "
         f"{setup.batch_size} (lr {'the trainer default' if setup.lr is None else setup.lr}), seed(s) {seeds}; "
         f"`maskrcnn synth` shapes, {setup.train_images} training images (seed 0) and {setup.val_images} held-out "
-        f"images (seed 1), sides 128-160 px; {setup.threads} CPU threads. AP columns: mask AP (segm) in percent, "
-        "COCOeval on the held-out set (keypoint rows: AP_kp); the mean over seeds, with min-max when several. "
+        f"images (seed 1), sides {shapes.min_side}-{shapes.max_side} px, up to {shapes.max_shapes} shapes of "
+        f"radius {shapes.min_radius}-{shapes.max_radius} px; {setup.threads} CPU threads. AP columns: mask AP "
+        "(segm) in percent, COCOeval on the held-out set (keypoint rows: AP_kp); the mean over seeds, with "
+        "min-max when several. "
         "Paper columns: the paper's row for the same choice (ResNet-50 on COCO, far larger; its FPN rows for "
         "RoIPool/RoIWarp do not exist, so Table 2c's C4 figures stand beside ours).",
         "",
@@ -137,7 +142,7 @@ def render(outcomes: list[Outcome], setup: Setup, command: str) -> str:
         "",
         f"## Effects (ours vs the paper; under {NOISE:.0f} AP: no clear effect)",
         "",
-        *effect_lines(outcomes),
+        *(effect_lines(outcomes) or ["- none: no effect had both of its variants in this run."]),
         "",
     ]
     return "\n".join(lines)

@@ -29,14 +29,17 @@ import torch
 
 from experiments.ablation_report import render
 from experiments.ablation_variants import BY_NAME, VARIANTS, Variant
+from models import weights
 from models.config_overrides import OverrideError, field_types, parse_overrides
 from trainer.config import TrainConfig
 from trainer.synth import SynthConfig, write_dataset
 from trainer.train import run
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE_SET = ("trunk_norm=bn",)  # trained from scratch: a trainable trunk norm (as the demo preset)
-SHAPES = {"min_side": 128, "max_side": 160, "max_shapes": 4, "min_radius": 10, "max_radius": 40}
+# Trained from scratch: a trainable trunk norm, GroupNorm in the mask head (as the demo preset).
+BASE_SET = ("trunk_norm=bn", "mask_head_norm=gn")
+# Small images with few, large shapes: a task the tiny model learns within a few hundred iterations.
+SHAPES = SynthConfig(min_side=128, max_side=160, max_shapes=3, min_radius=16, max_radius=48)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Setup:
     val_images: int
     seeds: tuple[int, ...]
     threads: int
+    trunk_from: str | None = None  # our weights file whose trunk starts every variant (None: from scratch)
+    shapes: SynthConfig = SHAPES  # the synthetic sets' drawing (images and seed are set per set)
 
 
 @dataclass
@@ -67,16 +72,34 @@ class Outcome:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.ablations", description=__doc__.split("\n\n")[0])
-    p.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS], choices=list(BY_NAME), metavar="V")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=[v.name for v in VARIANTS],
+        choices=list(BY_NAME),
+        metavar="V",
+        help=f"which to run (default: all): {', '.join(BY_NAME)}",
+    )
     p.add_argument("--iters", type=int, default=300, help="training iterations per variant (the equal budget)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, help="base lr (default: the trainer's, 0.02 x batch / 16)")
+    p.add_argument("--lr", type=float, default=0.02, help="base lr (the trainer's default would be 0.02 x batch / 16)")
     p.add_argument("--model", default="tiny", help="the base preset")
     p.add_argument("--base-set", nargs="*", default=list(BASE_SET), metavar="FIELD=VALUE", help="on every variant")
     p.add_argument("--train-images", type=int, default=300)
     p.add_argument("--val-images", type=int, default=60)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; the report shows the mean")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch CPU threads (1 when other work shares the cores: OpenMP waits collapse)",
+    )
+    p.add_argument(
+        "--trunk-from",
+        metavar="WEIGHTS",
+        help="start every variant's trunk (and C4's res5) from this weights file's, as the paper starts from "
+        "ImageNet (e.g. models/assets/demo.safetensors, trained on these shapes); its trunk fields join the base",
+    )
     p.add_argument("--out", default="runs/ablations", help="data, runs and results.json")
     p.add_argument("--report", default=str(ROOT / "experiments" / "ABLATIONS.md"))
     return p
@@ -88,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup = Setup(
         args.model, tuple(args.base_set), args.iters, args.batch_size, args.lr, args.train_images,
-        args.val_images, tuple(args.seeds), args.threads,
+        args.val_images, tuple(args.seeds), args.threads, args.trunk_from,
     )  # fmt: skip
+    if setup.trunk_from:
+        trunk = trunk_fields(setup.trunk_from)
+        named = {t.split("=")[0] for t in trunk}
+        rest = tuple(s for s in setup.base_set if s.split("=")[0] not in named)
+        setup = dataclasses.replace(setup, base_set=trunk + rest)
     try:
         parse_overrides(setup.base_set)
     except OverrideError as exc:
@@ -107,6 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.report).write_text(render(outcomes, setup, command))
     print(f"wrote {args.report} and {out / 'results.json'}")
     return 0
+
+
+def trunk_fields(path: str) -> tuple[str, ...]:
+    """The settings that make a variant's trunk the same shape as the one in `path`."""
+    config, _ = weights.read(path)
+    return (f"backbone={config.backbone}", f"backbone_width={config.backbone_width}", f"trunk_norm={config.trunk_norm}")
+
+
+def export_trunk(path: str, out: Path) -> Path:
+    """The trunk of our weights file `path` as a torchvision ResNet state dict (`conv1.weight`, `layer4.*`, ...):
+    what `maskrcnn train --backbone-weights` loads (into res5 too, for C4)."""
+    _, state = weights.read(path)
+    trunk = {k.removeprefix("backbone.body."): v for k, v in state.items() if k.startswith("backbone.body.")}
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(trunk, out / "trunk.pth")
+    return out / "trunk.pth"
 
 
 def run_all(variants: list[Variant], setup: Setup, out: Path) -> list[Outcome]:
@@ -157,13 +201,15 @@ def run_key(variant: Variant, setup: Setup) -> str:
 
 
 def dataset(root: Path, setup: Setup, keypoints: bool) -> tuple[Path, Path]:
-    """The synthetic train and held-out sets (seeds 0 and 1), written once per size and kind."""
+    """The synthetic train and held-out sets (seeds 0 and 1), written once per size, drawing and kind."""
     extra: dict[str, Any] = {"keypoints": True} if keypoints else {}
-    name = f"{'kp-' if keypoints else ''}{setup.train_images}-{setup.val_images}"
+    shapes = setup.shapes
+    drawing = f"{shapes.min_side}-{shapes.max_side}px-{shapes.max_shapes}x{shapes.min_radius}-{shapes.max_radius}"
+    name = f"{'kp-' if keypoints else ''}{setup.train_images}-{setup.val_images}-{drawing}"
     paths = (root / f"{name}-train", root / f"{name}-val")
     for path, images, seed in zip(paths, (setup.train_images, setup.val_images), (0, 1), strict=True):
         if not (path / "annotations.json").is_file():
-            write_dataset(path, SynthConfig(images=images, seed=seed, **SHAPES, **extra))
+            write_dataset(path, dataclasses.replace(setup.shapes, images=images, seed=seed, **extra))
     return paths
 
 
@@ -176,6 +222,7 @@ def train_and_score(
         model_set=setup.base_set + variant.settings, max_iter=setup.iters, batch_size=setup.batch_size,
         lr=setup.lr, seed=seed, device="cpu", num_workers=0, checkpoint_period=setup.iters, keep_checkpoints=1,
         log_period=max(1, setup.iters // 5),
+        backbone_weights=str(export_trunk(setup.trunk_from, out)) if setup.trunk_from else None,
     )  # fmt: skip
     return run(config)["eval"]
 

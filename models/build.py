@@ -19,6 +19,7 @@ from .anchors import AnchorGenerator
 from .backbone import Backbone, build_backbone, norm_layer
 from .box_head import ConvFCHead, FastRCNNPredictor, TwoMLPHead
 from .config import RESNET_LAYERS, MaskHead, ModelConfig
+from .frozen_bn import BatchNormFrozenBN
 from .keypoint_head import keypoint_branch
 from .mask_head import MaskRCNNPredictor, fcn_mask_branch
 from .mask_losses import MASK_LOSSES
@@ -41,19 +42,31 @@ def build_model(config: ModelConfig, trunk_norm: Callable[[int], nn.Module] | No
     trunk_norm overrides `config.trunk_norm` (e.g. to fine-tune a frozen-BN model with trainable BN); in c4 it
     is also res5's norm, res5 being the trunk's last stage.
     """
+    if trunk_norm is None and config.trunk_norm == "frozen_bn" and config.frozen_bn_arithmetic == "batch_norm":
+        trunk_norm = BatchNormFrozenBN  # Detectron2's arithmetic (ModelConfig.frozen_bn_arithmetic)
     backbone = build_backbone(config, trunk_norm)
     rpn = _rpn(config, backbone)
     roi_heads: RoIHeads | Res5RoIHeads = (
         _res5_heads(config, backbone, trunk_norm) if config.features == "c4" else _fpn_heads(config, backbone)
     )
-    transform = ImageTransform(config.min_size, config.max_size, config.image_mean, config.image_std)
+    transform = ImageTransform(
+        config.min_size,
+        config.max_size,
+        config.image_mean,
+        config.image_std,
+        config.size_divisible,
+        channels=config.input_channels,
+        value_range=config.input_range,
+        rounding=config.resize_rounding,
+        kernel=config.resize_kernel,
+    )
     return MaskRCNN(config, backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)
 
 
 def _rpn(config: ModelConfig, backbone: Backbone) -> RegionProposalNetwork:
     levels = len(backbone.feature_strides)
     sizes = tuple((s,) for s in config.anchor_sizes) if levels > 1 else (config.anchor_sizes,)
-    anchors = AnchorGenerator(sizes, config.aspect_ratios)
+    anchors = AnchorGenerator(sizes, config.aspect_ratios, rounding=config.anchor_rounding, stride=config.anchor_stride)
     return RegionProposalNetwork(
         RPNHead(backbone.out_channels, anchors.num_anchors_per_location, conv_depth=config.rpn_conv_depth),
         anchors,
@@ -64,6 +77,8 @@ def _rpn(config: ModelConfig, backbone: Backbone) -> RegionProposalNetwork:
         bg_iou_thresh=config.rpn_bg_iou_thresh,
         batch_size_per_image=config.rpn_batch_size_per_image,
         positive_fraction=config.rpn_positive_fraction,
+        nms_score=config.rpn_nms_score,
+        box_filter=config.rpn_box_filter,
     )
 
 
@@ -88,6 +103,7 @@ def _fpn_heads(config: ModelConfig, backbone: Backbone) -> RoIHeads:
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
         positive_fraction=config.box_positive_fraction,
+        softmax_background=config.box_softmax_background,
     )
 
 
@@ -134,4 +150,5 @@ def _res5_heads(config: ModelConfig, backbone: Backbone, trunk_norm: Callable[[i
         bg_iou_thresh=config.box_bg_iou_thresh,
         batch_size_per_image=config.box_batch_size_per_image,
         positive_fraction=config.box_positive_fraction,
+        softmax_background=config.box_softmax_background,
     )

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from .keypoint_names import COCO_PERSON_KEYPOINTS
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -30,6 +28,18 @@ BoxHead = Literal["mlp", "conv_fc"]
 Pooler = Literal["align", "pool", "warp"]
 MaskHead = Literal["fcn", "mlp", "none"]
 MaskLoss = Literal["sigmoid", "softmax"]
+InputChannels = Literal["rgb", "bgr"]
+InputRange = Literal["unit", "byte"]
+ResizeRounding = Literal["floor", "half_up"]
+ResizeKernel = Literal["float_bilinear", "pil_uint8"]
+FrozenBNArithmetic = Literal["scale_shift", "batch_norm"]
+InferenceLayout = Literal["fast", "exact"]
+AnchorRounding = Literal["round", "exact"]
+AnchorStride = Literal["padded_over_feature", "nominal"]
+RpnNmsScore = Literal["probability", "logit"]
+RpnBoxFilter = Literal["min_size", "empty"]
+MaskPaste = Literal["interpolate", "grid_sample"]
+SoftmaxBackground = Literal["first", "last"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,55 @@ class ModelConfig:
     max_size: int = 1333
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
+    # ---- Detectron2's inference rules, one field each (models/detectron2 sets them all: the `d2` preset). The
+    # defaults are torchvision's behaviour; numbers are the rows of shared/detectron2-notes.md, and each field's
+    # comment names the Detectron2 function it reproduces.
+    # 1. Channel order the trunk sees (`INPUT.FORMAT`; Detectron2's MSRA/FAIR trunks take BGR).
+    input_channels: InputChannels = "rgb"
+    # 1. Pixel range image_mean / image_std apply to: unit = [0, 1] (torchvision) | byte = 0-255 (Detectron2's
+    #    `GeneralizedRCNN.preprocess_image`, PIXEL_MEAN / PIXEL_STD).
+    input_range: InputRange = "unit"
+    # 1. Padding of each batch to a multiple of this (FPN: 32; Detectron2's C4 pads to none, `size_divisibility`
+    #    0, which is 1 here).
+    size_divisible: int = 32
+    # 2. Resized size: floor(side x scale) (torchvision) | int(side x scale + 0.5) of Detectron2's
+    #    `ResizeShortestEdge.get_output_shape`.
+    resize_rounding: ResizeRounding = "floor"
+    # 2. Resampling: bilinear on the normalised float image (F.interpolate, torchvision) | PIL's bilinear on the
+    #    uint8 image before normalising (Detectron2's `ResizeTransform.apply_image`).
+    resize_kernel: ResizeKernel = "float_bilinear"
+    # 4. Frozen BatchNorm of the trunk: x * scale + shift (torchvision's FrozenBatchNorm2d) | F.batch_norm with the
+    #    running statistics (Detectron2's FrozenBatchNorm2d at inference).
+    frozen_bn_arithmetic: FrozenBNArithmetic = "scale_shift"
+    # 4. How inference lays the model out: fast = frozen BatchNorm folded into the conv before it, NHWC
+    #    (channels-last) convolutions, images of one padded size batched; outputs equal to float rounding |
+    #    exact = the modules as built, NCHW, one image per forward, so that outputs equal the reference
+    #    library's bit for bit (`Predictor`, `MaskRCNN.predict`).
+    inference_layout: InferenceLayout = "fast"
+    # 5. Cell anchors: rounded to whole pixels (torchvision's `AnchorGenerator.generate_anchors`) | exact
+    #    (Detectron2's `DefaultAnchorGenerator.generate_cell_anchors`, e.g. +-22.627 x 11.314).
+    anchor_rounding: AnchorRounding = "round"
+    # 6. Anchor grid step: padded size // feature size (torchvision; 61 on P6 of an 800-high batch) | the level's
+    #    nominal stride, the power of two nearest that ratio (Detectron2's fixed strides 4 ... 64).
+    anchor_stride: AnchorStride = "padded_over_feature"
+    # 7. Score the RPN ranks proposals by in NMS: probability (sigmoid; torchvision) | logit (Detectron2's
+    #    `find_top_rpn_proposals`; the sigmoid saturates into ties).
+    rpn_nms_score: RpnNmsScore = "probability"
+    # 7. Proposals dropped before NMS: min_size = a side under 1e-3 px (torchvision's remove_small_boxes) |
+    #    empty = a side <= 0 (Detectron2's `Boxes.nonempty`).
+    rpn_box_filter: RpnBoxFilter = "min_size"
+    # 13. Output boxes, once scaled to the original image: as they are (torchvision) | clipped to it again and
+    #    empty ones dropped (Detectron2's `detector_postprocess`).
+    output_box_clip: bool = False
+    # 14. Mask paste: interpolate = the 28x28 mask padded to 30, box widened and rounded, F.interpolate
+    #    (torchvision's paste_masks_in_image) | grid_sample = bilinear samples at pixel centres within the exact
+    #    box (Detectron2's `_do_paste_mask`).
+    mask_paste: MaskPaste = "interpolate"
+    # 11. Where the background logit sits when the box classifier's softmax is summed: first (ours, torchvision)
+    #    | last (Detectron2's class order, `fast_rcnn_inference_single_image`). Only float rounding differs.
+    box_softmax_background: SoftmaxBackground = "first"
+    # 14. A pixel is in the mask when its probability is > mask_thresh (torchvision) or >= (Detectron2).
+    mask_thresh_inclusive: bool = False
     # What the classes mean: name and dataset category id of each contiguous label (index 0 = background).
     # Empty category_ids means label == category id (torchvision's COCO models use COCO's 91 ids directly).
     class_names: tuple[str, ...] = field(default=(), compare=False)
@@ -123,6 +182,8 @@ class ModelConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        if self.size_divisible < 1:
+            raise ValueError(f"size_divisible must be >= 1 (1 = no padding); got {self.size_divisible}")
         if self.features == "fpn" and len(self.anchor_sizes) != 5:
             raise ValueError(f"fpn needs one anchor size per level P2-P6 (5); got {len(self.anchor_sizes)}")
         if self.features == "c4" and self.mask_head == "mlp":
@@ -185,107 +246,3 @@ RESNET_LAYERS: dict[str, ResNetSpec] = {
     "resnet101": ResNetSpec("bottleneck", (3, 4, 23, 3)),
     "resnext101_32x8d": ResNetSpec("bottleneck", (3, 4, 23, 3), groups=32, width_per_group=8),
 }
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """Per-call knobs; None means the model config's default."""
-
-    score_thresh: float | None = None
-    nms_thresh: float | None = None
-    detections_per_img: int | None = None
-    mask_thresh: float | None = None
-
-    def resolve(self, config: ModelConfig) -> InferenceOptions:
-        resolved = InferenceOptions(
-            score_thresh=config.score_thresh if self.score_thresh is None else self.score_thresh,
-            nms_thresh=config.nms_thresh if self.nms_thresh is None else self.nms_thresh,
-            detections_per_img=(
-                config.detections_per_img if self.detections_per_img is None else self.detections_per_img
-            ),
-            mask_thresh=config.mask_thresh if self.mask_thresh is None else self.mask_thresh,
-        )
-        if not 0.0 <= resolved.score_thresh <= 1.0:
-            raise ValueError(f"score_thresh must be in [0, 1], got {resolved.score_thresh}")
-        if not 0.0 <= resolved.nms_thresh <= 1.0:
-            raise ValueError(f"nms_thresh must be in [0, 1], got {resolved.nms_thresh}")
-        if not 1 <= resolved.detections_per_img <= 100:
-            raise ValueError(f"detections_per_img must be in [1, 100], got {resolved.detections_per_img}")
-        if not 0.0 < resolved.mask_thresh < 1.0:
-            raise ValueError(f"mask_thresh must be in (0, 1), got {resolved.mask_thresh}")
-        return resolved
-
-
-def preset(name: str, **overrides: Any) -> ModelConfig:
-    """Named architectures: torchvision's two COCO models, the paper's backbones (full size, 91 classes as
-    torchvision's COCO models), and small ones for tests and the demo.
-
-    The single-level designs take the RPN numbers of Detectron2's `Base-RCNN-C4.yaml`: all five anchor sizes on
-    one level, 12000 / 6000 top-scoring anchors before NMS (training / testing), 2000 / 1000 proposals after.
-    """
-    single_level = {
-        "rpn_pre_nms_top_n_train": 12000,
-        "rpn_pre_nms_top_n_test": 6000,
-        "rpn_post_nms_top_n_train": 2000,
-        "rpn_post_nms_top_n_test": 1000,
-    }
-    presets: dict[str, dict[str, Any]] = {
-        "resnet50_fpn": {},
-        "resnet50_fpn_v2": {"rpn_conv_depth": 2, "box_head": "conv_fc", "fpn_norm": "bn", "mask_head_norm": "bn"},
-        # torchvision's keypointrcnn_resnet50_fpn: person boxes and 17 COCO keypoints, no mask branch.
-        "keypointrcnn_resnet50_fpn": {
-            "num_classes": 2,
-            "num_keypoints": 17,
-            "mask_head": "none",
-            "min_size": (640, 672, 704, 736, 768, 800),
-            "class_names": ("__background__", "person"),
-            "keypoint_names": COCO_PERSON_KEYPOINTS,
-        },
-        "r50-fpn": {},
-        "r101-fpn": {"backbone": "resnet101"},
-        "x101-fpn": {"backbone": "resnext101_32x8d"},
-        "r50-c4": {"features": "c4", **single_level},
-        "r50-c5": {"features": "c5", **single_level},
-        # A few-MB model for unit tests: narrow ResNet-18, small images, few proposals.
-        "tiny": {
-            "backbone": "resnet18",
-            "backbone_width": 8,
-            "fpn_channels": 16,
-            "box_head_dim": 32,
-            "mask_head_dim": 16,
-            "keypoint_head_dim": 16,  # used when num_keypoints > 0
-            "num_classes": 5,
-            "min_size": 128,
-            "max_size": 192,
-            "anchor_sizes": (8, 16, 32, 64, 128),
-            "rpn_pre_nms_top_n_test": 200,
-            "rpn_post_nms_top_n_test": 100,
-            "rpn_pre_nms_top_n_train": 400,
-            "rpn_post_nms_top_n_train": 200,
-            "box_batch_size_per_image": 64,
-            "rpn_batch_size_per_image": 64,
-        },
-        # The demo model of models/assets: a narrow ResNet-18-FPN trained from scratch on the synthetic shapes
-        # (`maskrcnn synth`), hence trainable BatchNorm in the trunk and GroupNorm in the mask head; ~14 MB.
-        "demo": {
-            "backbone": "resnet18",
-            "backbone_width": 32,
-            "trunk_norm": "bn",
-            "fpn_channels": 96,
-            "mask_head_norm": "gn",
-            "box_head_dim": 256,
-            "mask_head_dim": 96,
-            "num_classes": 5,
-            "min_size": 256,
-            "max_size": 384,
-            "anchor_sizes": (16, 32, 64, 128, 256),
-            "rpn_pre_nms_top_n_train": 1000,
-            "rpn_post_nms_top_n_train": 500,
-            "rpn_pre_nms_top_n_test": 500,
-            "rpn_post_nms_top_n_test": 300,
-            "box_batch_size_per_image": 128,
-        },
-    }
-    if name not in presets:
-        raise ValueError(f"unknown model preset {name!r}; choose from {sorted(presets)}")
-    return ModelConfig(**{**presets[name], **overrides})

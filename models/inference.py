@@ -20,9 +20,9 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from . import rle
 from .box_ops import at_least
-from .config import InferenceOptions
 from .inference_layout import cast_weights, channels_last_heads
 from .mask_rcnn import MaskRCNN
+from .options import InferenceOptions
 from .postprocess import MaskCrops, paste_masks
 from .structures import Detections
 
@@ -32,6 +32,8 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 class Predictor:
     """A model on a device, at a precision: `detect` for tensors, `__call__` for COCO results.
 
+    `config.inference_layout` "exact" skips both (outputs equal to the model's own bit for bit); channels_last
+    None follows it.
     precision: fp32 everywhere; bf16 on CPUs with bf16 support and on GPUs; fp16 on GPUs. Reduced
     precision runs the convolutions and matrix products under autocast; box decoding, NMS and the mask
     paste stay in float32. fp32 on a GPU is IEEE float32, not TF32 (`ieee_fp32`). BatchNorm layers (frozen
@@ -48,7 +50,7 @@ class Predictor:
         model: MaskRCNN,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        channels_last: bool = True,
+        channels_last: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         if precision not in PRECISIONS:
@@ -58,10 +60,12 @@ class Predictor:
         if precision == "bf16" and self.device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             raise ValueError("this CPU has no bf16 support; use fp32")
         self.precision = precision
-        self.model = fold_batchnorm(model).eval().to(self.device)
+        fast = model.config.inference_layout == "fast"
+        self.model = (fold_batchnorm(model) if fast else copy.deepcopy(model)).eval().to(self.device)
+        channels_last = fast if channels_last is None else channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        if self.device.type == "cpu":  # where the poolers' output is channels-last (models/poolers.py)
+        if fast and self.device.type == "cpu":  # where the poolers' output is channels-last (models/poolers.py)
             channels_last_heads(self.model)
         if precision != "fp32":
             cast_weights(self.model, PRECISIONS[precision])
@@ -114,7 +118,15 @@ class Predictor:
         det = select(det, opts.score_thresh, opts.detections_per_img, labels)
         crops = None
         if masks and det.masks is not None:
-            crops = paste_masks(det.masks.float(), det.boxes.float(), det.image_size, opts.mask_thresh)
+            config = self.config
+            crops = paste_masks(
+                det.masks.float(),
+                det.boxes.float(),
+                det.image_size,
+                opts.mask_thresh,
+                method=config.mask_paste,
+                inclusive=config.mask_thresh_inclusive,
+            )
         return coco_results(det, crops, self.config.class_names, self.config.category_ids, full_masks)
 
 

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from .backbone import Backbone
-from .config import InferenceOptions, ModelConfig
+from .config import ModelConfig
+from .options import InferenceOptions
 from .res5_heads import Res5RoIHeads
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork
@@ -62,11 +63,13 @@ class MaskRCNN(nn.Module):
         class (M = 28; 14 in the C4 design), to be pasted into their boxes by `models.postprocess`.
         Batch-invariant: each image gets the detections it would get alone, whatever shares the call, because
         images run in groups of one padded size (`ImageTransform.size_groups`); a batch of images of one size
-        runs as one forward.
+        runs as one forward, unless `config.inference_layout` is "exact": then every image runs alone, so that
+        its outputs are bit for bit the single-image ones (those the reference library gives).
         """
         opts = (options or InferenceOptions()).resolve(self.config)
         by_index: dict[int, Detections] = {}
-        for indices, batch in self.transform.size_groups(images):
+        alone = self.config.inference_layout == "exact"
+        for indices, batch in self.transform.size_groups(images, alone=alone):
             by_index.update(zip(indices, self._predict_batch(batch, opts, with_masks), strict=True))
         return [by_index[i] for i in range(len(images))]
 
@@ -83,16 +86,18 @@ class MaskRCNN(nn.Module):
             with_masks=with_masks,
         )
         detections = []
+        clip = self.config.output_box_clip
         for i, part in enumerate(_slices(out.counts)):
-            detections.append(
-                Detections(
-                    boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i]),
-                    scores=out.scores[part],
-                    labels=out.labels[part],
-                    image_size=batch.original_sizes[i],
-                    **self._to_original(out.fields, part, batch.image_sizes[i], batch.original_sizes[i]),
-                )
+            det = Detections(
+                boxes=rescale_boxes(out.boxes[part], batch.image_sizes[i], batch.original_sizes[i], clip=clip),
+                scores=out.scores[part],
+                labels=out.labels[part],
+                image_size=batch.original_sizes[i],
+                **self._to_original(out.fields, part, batch.image_sizes[i], batch.original_sizes[i]),
             )
+            if clip:  # Detectron2's detector_postprocess drops the boxes clipping left empty
+                det = det[torch.nonzero(((det.boxes[:, 2:] - det.boxes[:, :2]) > 0).all(dim=1)).squeeze(1)]
+            detections.append(det)
         return detections
 
     def _roi_features(self, features: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -57,9 +57,12 @@ class RoIAlignOp:
 
     sampling_ratio: int = 2
     aligned: bool = False
+    reference_kernel: bool = False  # torchvision's kernel even for CPU inference (bitwise reference numbers)
     multithreaded: ClassVar[bool] = True
 
     def __call__(self, feature: Tensor, rois: Tensor, output_size: tuple[int, int], scale: float) -> Tensor:
+        if self.reference_kernel:
+            return roi_align(feature.float().contiguous(), rois, output_size, scale, self.sampling_ratio, self.aligned)
         return _roi_align(feature, rois, output_size, scale, self.sampling_ratio, self.aligned)
 
 
@@ -180,16 +183,18 @@ def build_pooler(
     sampling_ratio: int = 2,
     aligned: bool = False,
     strides: tuple[int, ...] = FPN_STRIDES,
+    reference_kernel: bool = False,
 ) -> MultiLevelRoIPooler:
     """The pooler `ModelConfig.pooler` names, on maps of the given strides (input pixels per feature pixel);
-    sampling_ratio: align and warp (0 = adaptive); aligned: align only.
+    sampling_ratio: align and warp (0 = adaptive); aligned: align only; reference_kernel: align with torchvision's
+    kernel even for CPU inference (the `exact` inference layout).
 
     Raises ValueError for another kind, or aligned=True with pool or warp (they quantise the box instead).
     """
     if aligned and kind != "align":
         raise ValueError(f"pooler_aligned applies to the 'align' pooler only; got pooler {kind!r}")
     if kind == "align":
-        return MultiLevelRoIPooler(output_size, RoIAlignOp(sampling_ratio, aligned), strides)
+        return MultiLevelRoIPooler(output_size, RoIAlignOp(sampling_ratio, aligned, reference_kernel), strides)
     if kind == "pool":
         return MultiLevelRoIPooler(output_size, RoIPoolOp(), strides)
     if kind == "warp":
@@ -200,4 +205,5 @@ def build_pooler(
 def config_pooler(config: ModelConfig, output_size: int, strides: tuple[int, ...] = FPN_STRIDES) -> MultiLevelRoIPooler:
     """The RoI feature extraction `config` asks for (pooler, pooler_aligned, pooler_sampling_ratio), giving
     output_size x output_size features: every branch (box, mask, keypoint) builds its pooler here."""
-    return build_pooler(config.pooler, output_size, config.pooler_sampling_ratio, config.pooler_aligned, strides)
+    exact = config.inference_layout == "exact"  # reference numbers: torchvision's kernel, as Detectron2 calls it
+    return build_pooler(config.pooler, output_size, config.pooler_sampling_ratio, config.pooler_aligned, strides, exact)

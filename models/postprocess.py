@@ -15,6 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import MaskPaste
+from .paste_grid import paste_grid_sample
+
 PADDING = 1  # torchvision pads each M x M mask with one zero pixel and widens the box to match
 CHUNK_ELEMENTS = 1 << 24  # output pixels per batched step: bounds its device memory (~10 bytes each)
 
@@ -45,6 +48,8 @@ def paste_masks(
     threshold: float = 0.5,
     batched: bool | None = None,
     chunk_elements: int = CHUNK_ELEMENTS,
+    method: MaskPaste = "interpolate",
+    inclusive: bool = False,
 ) -> MaskCrops:
     """Binarize each mask inside its box, without building an (N, H, W) tensor.
 
@@ -52,10 +57,15 @@ def paste_masks(
     image pixels, x2 >= x1 and y2 >= y1; image_size: (H, W). ``batched`` (default: masks on CUDA) resizes
     all masks together on their device and copies back only the crops; otherwise one F.interpolate per
     mask, exactly as torchvision does. ``chunk_elements`` caps the floats one batched step holds.
+    ``method`` and ``inclusive`` are the `ModelConfig` rules `mask_paste` and `mask_thresh_inclusive`:
+    grid_sample is Detectron2's paste (`models.paste_grid`), inclusive keeps p >= threshold instead of >.
     """
     if masks.dim() != 3 or masks.shape[1] != masks.shape[2] or boxes.shape != (len(masks), 4):
         raise ValueError(f"expected masks (N, M, M) and boxes (N, 4), got {tuple(masks.shape)}, {tuple(boxes.shape)}")
     height, width = image_size
+    if method == "grid_sample":
+        grid_crops, offsets = paste_grid_sample(masks.detach(), boxes.detach(), image_size, threshold, inclusive)
+        return MaskCrops(grid_crops, offsets, (height, width))
     m = masks.shape[-1]
     # torchvision: the padded (M + 2)^2 mask is stretched over the box widened by (M + 2) / M.
     box = _expand_boxes(boxes.detach().cpu(), (m + 2 * PADDING) / m)  # int64 (N, 4) x1, y1, x2, y2
@@ -68,9 +78,9 @@ def paste_masks(
     if len(masks) == 0:
         crops: list[np.ndarray] = []
     elif masks.is_cuda if batched is None else batched:
-        crops = _paste_batched(padded, geometry, threshold, chunk_elements)
+        crops = _paste_batched(padded, geometry, threshold, chunk_elements, inclusive)
     else:
-        crops = _paste_loop(padded, geometry, threshold)
+        crops = _paste_loop(padded, geometry, threshold, inclusive)
     return MaskCrops(crops, start.astype(np.int64).reshape(-1, 2), (height, width))
 
 
@@ -86,7 +96,9 @@ def _expand_boxes(boxes: torch.Tensor, scale: float) -> np.ndarray:
     return expanded.to(torch.int64).numpy()
 
 
-def _paste_loop(padded: torch.Tensor, geometry: np.ndarray, threshold: float) -> list[np.ndarray]:
+def _paste_loop(
+    padded: torch.Tensor, geometry: np.ndarray, threshold: float, inclusive: bool = False
+) -> list[np.ndarray]:
     """One F.interpolate per mask to its box size (h, w), then the crop: torchvision's exact arithmetic.
 
     padded: (N, P, P); geometry: int64 (N, 6) rows [box_h, box_w, src_y, src_x, crop_h, crop_w] where
@@ -98,12 +110,13 @@ def _paste_loop(padded: torch.Tensor, geometry: np.ndarray, threshold: float) ->
             crops.append(np.zeros((ch, cw), dtype=bool))
             continue
         resized = F.interpolate(mask[None, None], size=(bh, bw), mode="bilinear", align_corners=False)
-        crops.append((resized[0, 0, sy : sy + ch, sx : sx + cw] > threshold).cpu().numpy())
+        values = resized[0, 0, sy : sy + ch, sx : sx + cw]
+        crops.append((values >= threshold if inclusive else values > threshold).cpu().numpy())
     return crops
 
 
 def _paste_batched(
-    padded: torch.Tensor, geometry: np.ndarray, threshold: float, chunk_elements: int
+    padded: torch.Tensor, geometry: np.ndarray, threshold: float, chunk_elements: int, inclusive: bool = False
 ) -> list[np.ndarray]:
     """Resize, threshold and pack all crops on padded's device; one copy of the packed bits to the host.
 
@@ -126,7 +139,7 @@ def _paste_batched(
                 break
             end, max_h, max_w = end + 1, h, w
         total = int(sizes[begin:end].sum())
-        packed.append(_resize_chunk(padded[begin:end], table[begin:end], max_h, max_w, total, threshold))
+        packed.append(_resize_chunk(padded[begin:end], table[begin:end], max_h, max_w, total, threshold, inclusive))
         begin = end
     flat = torch.cat(packed).cpu().numpy()  # the single device -> host copy
     pieces = np.split(flat, np.cumsum(sizes)[:-1])
@@ -137,7 +150,13 @@ def _paste_batched(
 
 
 def _resize_chunk(
-    padded: torch.Tensor, geometry: torch.Tensor, max_h: int, max_w: int, total: int, threshold: float
+    padded: torch.Tensor,
+    geometry: torch.Tensor,
+    max_h: int,
+    max_w: int,
+    total: int,
+    threshold: float,
+    inclusive: bool = False,
 ) -> torch.Tensor:
     """Bilinear resize of the crop regions of k masks, thresholded and packed to a flat bool tensor.
 
@@ -154,7 +173,7 @@ def _resize_chunk(
     rows += padded.gather(2, x1[:, None].expand(k, size, max_w)) * lx1[:, None]  # (k, P, max_w)
     out = rows.gather(1, y0[:, :, None].expand(k, max_h, max_w)).mul_(ly0[:, :, None])
     out += rows.gather(1, y1[:, :, None].expand(k, max_h, max_w)).mul_(ly1[:, :, None])  # (k, max_h, max_w)
-    binary = out > threshold
+    binary = out >= threshold if inclusive else out > threshold
     del out  # peak memory: 8 bytes per element here, 10 (bool, bool, int64) below
     r = torch.arange(max_h, device=padded.device)
     c = torch.arange(max_w, device=padded.device)

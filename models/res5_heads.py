@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_iou
 
-from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
+from .box_head import FastRCNNPredictor, box_loss
+from .config import SoftmaxBackground
 from .poolers import MultiLevelRoIPooler, pooling_features
 from .roi_branch import InstancePredictor
-from .roi_heads import Features, RoIPredictions, select_detections
-from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
+from .roi_heads import Features, RoIPredictions, sample_rois, select_detections
 from .structures import Targets
 
 
@@ -42,6 +41,7 @@ class Res5RoIHeads(nn.Module):
         bg_iou_thresh: float,
         batch_size_per_image: int,
         positive_fraction: float,
+        softmax_background: SoftmaxBackground = "first",
     ) -> None:
         super().__init__()
         self.roi_pool = roi_pool
@@ -53,6 +53,7 @@ class Res5RoIHeads(nn.Module):
         self.bg_iou_thresh = bg_iou_thresh
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+        self.softmax_background = softmax_background
 
     def predictor(self, field: str) -> InstancePredictor | None:
         """The predictor filling `Detections.<field>` ("masks"), or None when the model has none."""
@@ -87,6 +88,7 @@ class Res5RoIHeads(nn.Module):
             score_thresh=score_thresh,
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
+            softmax_background=self.softmax_background,
         )
         fields = {}
         mask = self.predictor("masks")
@@ -106,25 +108,14 @@ class Res5RoIHeads(nn.Module):
     ) -> dict[str, Tensor]:
         """Lcls + Lbox on the sampled RoIs (`RoIHeads.losses`'s sampling), Lmask on the positive ones' res5
         features (no second res5 pass, as Detectron2's `Res5ROIHeads.forward` in training)."""
-        rois, labels, regression, matched = [], [], [], []
-        for props, target in zip(proposals, targets, strict=True):
-            props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
-            if target.boxes.numel() == 0:
-                idx = torch.zeros(props.shape[0], dtype=torch.int64, device=props.device)
-                label = torch.zeros_like(idx)
-            else:
-                idx = match(box_iou(target.boxes, props), self.fg_iou_thresh, self.bg_iou_thresh, False)
-                label = target.labels[idx.clamp(min=0)].clone()
-                label[idx == BELOW_LOW_THRESHOLD] = 0
-                label[idx == BETWEEN_THRESHOLDS] = -1
-                idx = idx.clamp(min=0)
-            pos, neg = sample_balanced(label, self.batch_size_per_image, self.positive_fraction)
-            keep = torch.cat([pos, neg])
-            rois.append(props[keep])
-            labels.append(label[keep])
-            matched.append(idx[keep])
-            gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
-            regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
+        rois, labels, regression, matched = sample_rois(
+            proposals,
+            targets,
+            self.fg_iou_thresh,
+            self.bg_iou_thresh,
+            self.batch_size_per_image,
+            self.positive_fraction,
+        )
         x = self._shared(pooling_features(features), rois)
         class_logits, box_deltas = self.box_predictor(x.mean(dim=(2, 3)))
         all_labels = torch.cat(labels)

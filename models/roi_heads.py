@@ -18,6 +18,7 @@ from torchvision.ops import box_iou
 
 from .box_head import BOX_CODER, FastRCNNPredictor, box_loss
 from .box_ops import at_least, clip_boxes, grouped_nms, rank_within
+from .config import SoftmaxBackground
 from .poolers import pooling_features
 from .roi_branch import InstancePredictor, RoIBranch
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
@@ -56,6 +57,7 @@ class RoIHeads(nn.Module):
         bg_iou_thresh: float,
         batch_size_per_image: int,
         positive_fraction: float,
+        softmax_background: SoftmaxBackground = "first",
     ) -> None:
         super().__init__()
         self.box_roi_pool = box_roi_pool
@@ -69,6 +71,7 @@ class RoIHeads(nn.Module):
         self.bg_iou_thresh = bg_iou_thresh
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+        self.softmax_background = softmax_background
 
     def branch(self, name: str) -> RoIBranch:
         return RoIBranch(*(getattr(self, f"{name}_{part}") for part in RoIBranch._fields))
@@ -103,6 +106,7 @@ class RoIHeads(nn.Module):
             score_thresh=score_thresh,
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
+            softmax_background=self.softmax_background,
         )
         fields = {}
         for name in self.branch_names:
@@ -126,25 +130,14 @@ class RoIHeads(nn.Module):
     ) -> dict[str, Tensor]:
         """Lcls + Lbox on 512 sampled RoIs per image (1:3 fg:bg); each branch's loss (Lmask, Lkeypoint) on the
         positive ones, named `loss_<branch>`."""
-        rois, labels, regression, matched = [], [], [], []
-        for props, target in zip(proposals, targets, strict=True):
-            props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
-            if target.boxes.numel() == 0:
-                idx = torch.zeros(props.shape[0], dtype=torch.int64, device=props.device)
-                label = torch.zeros_like(idx)
-            else:
-                idx = match(box_iou(target.boxes, props), self.fg_iou_thresh, self.bg_iou_thresh, False)
-                label = target.labels[idx.clamp(min=0)].clone()
-                label[idx == BELOW_LOW_THRESHOLD] = 0
-                label[idx == BETWEEN_THRESHOLDS] = -1
-                idx = idx.clamp(min=0)
-            pos, neg = sample_balanced(label, self.batch_size_per_image, self.positive_fraction)
-            keep = torch.cat([pos, neg])
-            rois.append(props[keep])
-            labels.append(label[keep])
-            matched.append(idx[keep])
-            gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
-            regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
+        rois, labels, regression, matched = sample_rois(
+            proposals,
+            targets,
+            self.fg_iou_thresh,
+            self.bg_iou_thresh,
+            self.batch_size_per_image,
+            self.positive_fraction,
+        )
         levels = pooling_features(features)
         x = self.box_head(self.box_roi_pool(levels, rois))
         class_logits, box_deltas = self.box_predictor(x)
@@ -165,6 +158,43 @@ class RoIHeads(nn.Module):
         return losses
 
 
+def sample_rois(
+    proposals: list[Tensor],
+    targets: list[Targets],
+    fg_iou_thresh: float,
+    bg_iou_thresh: float,
+    batch_size_per_image: int,
+    positive_fraction: float,
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+    """The paper's RoI sampling for the heads' losses (Fast R-CNN's; torchvision's `select_training_samples`).
+
+    Per image, the ground-truth boxes join the proposals; an RoI is foreground when its IoU with a ground-truth
+    box is >= fg_iou_thresh, background below bg_iou_thresh; `batch_size_per_image` are sampled with at most
+    `positive_fraction` foreground. Returns per image: rois [S, 4], labels [S] (0 = background), box regression
+    targets [S, 4] (BOX_CODER deltas to the matched box) and the index of the matched ground truth [S].
+    """
+    rois, labels, regression, matched = [], [], [], []
+    for props, target in zip(proposals, targets, strict=True):
+        props = torch.cat([props, target.boxes.to(props)])  # ground truth joins the proposals
+        if target.boxes.numel() == 0:
+            idx = torch.zeros(props.shape[0], dtype=torch.int64, device=props.device)
+            label = torch.zeros_like(idx)
+        else:
+            idx = match(box_iou(target.boxes, props), fg_iou_thresh, bg_iou_thresh, False)
+            label = target.labels[idx.clamp(min=0)].clone()
+            label[idx == BELOW_LOW_THRESHOLD] = 0
+            label[idx == BETWEEN_THRESHOLDS] = -1
+            idx = idx.clamp(min=0)
+        pos, neg = sample_balanced(label, batch_size_per_image, positive_fraction)
+        keep = torch.cat([pos, neg])
+        rois.append(props[keep])
+        labels.append(label[keep])
+        matched.append(idx[keep])
+        gt = target.boxes if target.boxes.numel() else props.new_zeros((1, 4))
+        regression.append(BOX_CODER.encode(gt[idx[keep]].to(props), props[keep]))
+    return rois, labels, regression, matched
+
+
 def _field(target: Targets, name: str) -> Tensor:
     value = getattr(target, name)
     if value is None:
@@ -181,13 +211,15 @@ def select_detections(
     score_thresh: float,
     nms_thresh: float,
     detections_per_img: int,
+    softmax_background: SoftmaxBackground = "first",
 ) -> tuple[Tensor, Tensor, Tensor, list[int]]:
     """Softmax scores and decoded boxes of every (proposal, class) pair -> the top detections of each image.
 
     class_logits [R, K], box_deltas [R, 4K], proposals: B tensors [R_i, 4] -> boxes [D, 4], scores [D],
     labels [D], counts per image. As torchvision's `postprocess_detections`: keep scores >= score_thresh
     (inclusive; torchvision's is strict, which differs only for a score exactly equal to the threshold) and
-    boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score.
+    boxes >= 0.01 px, class-wise NMS, top `detections_per_img` by score. softmax_background "last" sums the
+    softmax with the background logit last, in Detectron2's class order (the same scores to float rounding).
 
     Why not one NMS over all candidates: at threshold 0 there are R x (K-1) (~90k) of them, and NMS is
     quadratic. A candidate's fate in greedy NMS depends only on higher-scoring candidates, so NMS over each
@@ -203,7 +235,10 @@ def select_detections(
     boxes = BOX_CODER.decode(box_deltas, torch.cat(proposals))  # [R, K, 4]
     sizes = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)
     boxes = clip_boxes(boxes, sizes[roi_image][:, None, :])
-    scores = F.softmax(class_logits, -1)
+    if softmax_background == "last":
+        scores = F.softmax(class_logits.roll(-1, dims=1), -1).roll(1, dims=1)
+    else:
+        scores = F.softmax(class_logits, -1)
 
     boxes = boxes[:, 1:].reshape(-1, 4)  # drop background; candidate = (roi, class)
     scores = scores[:, 1:].reshape(-1)

@@ -10,6 +10,7 @@ from torchvision.ops import Conv2dNormActivation, box_iou
 from .anchors import AnchorGenerator
 from .box_coder import BoxCoder
 from .box_ops import clip_boxes, grouped_nms, rank_within
+from .config import RpnBoxFilter, RpnNmsScore
 from .sampling import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, match, sample_balanced
 from .structures import ImageBatch, Targets
 
@@ -61,7 +62,10 @@ class RegionProposalNetwork(nn.Module):
         bg_iou_thresh: float,
         batch_size_per_image: int,
         positive_fraction: float,
+        nms_score: RpnNmsScore = "probability",
+        box_filter: RpnBoxFilter = "min_size",
     ) -> None:
+        """nms_score, box_filter: the `ModelConfig` rules `rpn_nms_score` and `rpn_box_filter`."""
         super().__init__()
         self.head = head
         self.anchor_generator = anchor_generator
@@ -75,6 +79,8 @@ class RegionProposalNetwork(nn.Module):
         self.positive_fraction = positive_fraction
         self.min_size = 1e-3
         self.score_thresh = 0.0
+        self.nms_score = nms_score
+        self.box_filter = box_filter
 
     def forward(
         self, images: ImageBatch, features: list[Tensor], targets: list[Targets] | None = None
@@ -105,6 +111,9 @@ class RegionProposalNetwork(nn.Module):
     ) -> list[Tensor]:
         """Top-k per level, decode, clip, drop tiny boxes, NMS per (image, level), keep the best per image.
 
+        torchvision's `filter_proposals` by default; with nms_score "logit" and box_filter "empty" Detectron2's
+        `find_top_rpn_proposals` (NMS ranks logits, drops only boxes with a side <= 0).
+
         deltas: [B, N, 4], anchors: [N, 4], objectness: [B, N] logits -> B tensors [P_i, 4], sorted by score.
         Only the top-k anchors' boxes are decoded (decoding is per box, so they equal torchvision's, which
         decodes every anchor first). All images go through one NMS call; the result equals torchvision's
@@ -121,13 +130,17 @@ class RegionProposalNetwork(nn.Module):
             offset += scores_l.shape[1]
         top_idx, level = torch.cat(top_idx, dim=1), torch.cat(levels, dim=1)  # [B, T]
         batch_idx = torch.arange(num_images, device=device)[:, None]
-        scores = objectness[batch_idx, top_idx].sigmoid()
+        scores = objectness[batch_idx, top_idx]
+        if self.nms_score == "probability":
+            scores = scores.sigmoid()
         boxes = self.box_coder.decode(deltas[batch_idx, top_idx].reshape(-1, 4), anchors[top_idx].reshape(-1, 4))
         boxes = boxes.view(num_images, -1, 4)  # [B, T, 4]
 
         boxes = clip_boxes(boxes, torch.tensor(image_sizes, dtype=boxes.dtype, device=device)[:, None, :])
         wh = boxes[..., 2:] - boxes[..., :2]
-        valid = (wh >= self.min_size).all(dim=-1) & (scores >= self.score_thresh)
+        valid = (wh > 0).all(dim=-1) if self.box_filter == "empty" else (wh >= self.min_size).all(dim=-1)
+        if self.nms_score == "probability":  # torchvision's score_thresh (0) applies to probabilities
+            valid &= scores >= self.score_thresh
 
         image_of = batch_idx.expand_as(level)[valid]
         group = image_of * len(per_level) + level[valid]

@@ -20,9 +20,10 @@ from torch import Tensor
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
 from .build import build_model
-from .config import ModelConfig, preset
+from .config import ModelConfig
 from .keypoint_names import COCO_PERSON_KEYPOINTS
 from .mask_rcnn import MaskRCNN
+from .presets import preset
 
 FORMAT = "maskrcnn/2"  # 2: explicit architecture fields instead of `variant`; files of format 1 are upgraded
 FORMAT_1 = "maskrcnn/1"
@@ -54,7 +55,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> MaskRCNN:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not fit the architecture: {_first_problems(str(exc))}") from None
+        raise WeightsError(f"{path}: weights do not fit the architecture: {first_problems(str(exc))}") from None
     return model.eval().to(device)
 
 
@@ -197,6 +198,6 @@ def upgrade_torchvision_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _first_problems(message: str, limit: int = 3) -> str:
+def first_problems(message: str, limit: int = 3) -> str:
     lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.startswith("Error(s)")]
     return "; ".join(lines[:limit]) + (f" (+{len(lines) - limit} more)" if len(lines) > limit else "")

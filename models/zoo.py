@@ -204,16 +204,29 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def convert(src: str | Path, dst: str | Path) -> Path:
+def convert(src: str | Path, dst: str | Path, arch: str | None = None) -> Path:
     """Rewrite a torchvision `.pth` (or any file `weights.load` reads) as our safetensors file at `dst`.
 
     The model config travels along: architecture recognised from the keys, COCO class names (torchvision's
     categories meta, index = label), and no category_ids (label == COCO category id, as torchvision's COCO
-    models use them). Raises WeightsError when `src` is not a Mask R-CNN checkpoint.
+    models use them). With `arch` (`d2:<model-zoo name>` or a Detectron2 YAML), `src` is a Detectron2 `.pkl` /
+    `.pth` (`models.detectron2.load`): the file then carries that architecture and Detectron2's rules, COCO's
+    80 names and category ids. Raises WeightsError when `src` is not a Mask R-CNN checkpoint, or is a
+    Detectron2 `.pkl` without `arch`.
     """
     from .weights import load, save
 
     dst = Path(dst)
+    if arch is not None:
+        from .detectron2 import load as load_detectron2
+
+        save(load_detectron2(src, arch), dst)
+        return dst
+    if Path(src).suffix == ".pkl":
+        raise WeightsError(
+            f"{src}: a Detectron2 .pkl does not say its architecture; pass --arch d2:<model-zoo name> "
+            "(e.g. d2:mask_rcnn_R_50_FPN_3x) or --arch <its Detectron2 config .yaml>"
+        )
     save(load(src), dst)
     return dst
 

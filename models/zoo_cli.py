@@ -1,4 +1,4 @@
-"""`maskrcnn weights list | pull NAME | convert SRC DST`: argument parsing over `models.zoo`.
+"""`maskrcnn weights list | pull NAME | convert SRC DST [--arch ARCH]`: argument parsing over `models.zoo`.
 
 Exit status: 0 done, 2 a refusal (unknown name, failed download, unreadable checkpoint) with one line on stderr.
 """
@@ -21,9 +21,17 @@ def main(argv: list[str]) -> int:
     pull = commands.add_parser("pull", help="download a named checkpoint into the cache (sha256-checked)")
     pull.add_argument("name")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
-    convert = commands.add_parser("convert", help="rewrite a torchvision .pth as our .safetensors")
+    convert = commands.add_parser(
+        "convert", help="rewrite a torchvision .pth, or a Detectron2 .pkl / .pth with --arch, as our .safetensors"
+    )
     convert.add_argument("src")
     convert.add_argument("dst")
+    convert.add_argument(
+        "--arch",
+        help="the architecture of a Detectron2 file: d2:<model-zoo config name> (d2:mask_rcnn_R_50_FPN_3x, "
+        "d2:mask_rcnn_R_101_FPN_3x, d2:mask_rcnn_X_101_32x8d_FPN_3x, d2:mask_rcnn_R_50_C4_3x, ...) or the path "
+        "of its Detectron2 config .yaml",
+    )
     args = parser.parse_args(argv)
 
     from . import zoo
@@ -41,7 +49,7 @@ def main(argv: list[str]) -> int:
             else:
                 print(f"not servable yet: {checkpoint.note}")
         else:
-            dst = zoo.convert(args.src, args.dst)
+            dst = zoo.convert(args.src, args.dst, args.arch)
             print(f"wrote {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
     except KeyError as exc:
         return _fail(str(exc.args[0]))

@@ -24,6 +24,7 @@ SET = SynthConfig(images=3, seed=0, min_side=96, max_side=112, max_shapes=2, min
         ("pooler=roi", "bad value for pooler: 'roi'; choose from 'align', 'pool', 'warp'"),
         ("poolr=pool", "unknown model config field 'poolr'; valid fields: num_classes, backbone,"),
         ("num_classes=3", "--model-set num_classes: set by the training data, not the command line"),
+        ("num_keypoints=4", "--model-set num_keypoints: set by the training data, not the command line"),
         ("rpn_conv_depth=3", "rpn_conv_depth must be 1 or 2; got 3"),
     ],
 )

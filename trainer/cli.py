@@ -33,7 +33,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--val", help="held-out directory, evaluated every --eval-period iterations and at the end")
     p.add_argument("--out", required=True, help="output directory: checkpoints, metrics.csv, final weights")
-    p.add_argument("--model", default="demo", help="model preset (models.config.preset), default demo")
+    p.add_argument("--model", default="demo", help="model preset (models.presets.preset), default demo")
     p.add_argument(
         "--model-set",
         action="append",

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from models.config import ModelConfig
 
 REFERENCE_LR = 0.02
-DATA_FIELDS = frozenset({"num_classes", "class_names", "category_ids"})  # ModelConfig fields the data decides
+# ModelConfig fields the training data decides (its categories, and its keypoint names when it has some).
+DATA_FIELDS = frozenset({"num_classes", "class_names", "category_ids", "num_keypoints", "keypoint_names"})
 REFERENCE_BATCH = 16
 
 
@@ -25,7 +26,7 @@ class TrainConfig:
     data: str
     out: str
     val: str | None = None
-    model: str = "demo"  # a models.config preset
+    model: str = "demo"  # a models.presets preset
     model_set: tuple[str, ...] = ()  # "FIELD=VALUE" overrides of the preset's ModelConfig fields (--model-set)
     max_iter: int = 1000
     batch_size: int = 16  # global: split evenly over the workers
@@ -70,8 +71,8 @@ class TrainConfig:
 
         Raises ValueError (OverrideError) for an unknown preset, field or value, or a field the data decides.
         """
-        from models.config import preset  # here: `maskrcnn synth` and friends need no torch
         from models.config_overrides import OverrideError, parse_overrides
+        from models.presets import preset  # here: `maskrcnn synth` and friends need no torch
 
         overrides = parse_overrides(self.model_set)
         taken = sorted(set(overrides) & DATA_FIELDS)

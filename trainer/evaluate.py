@@ -32,9 +32,10 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from models.config import InferenceOptions, ModelConfig
+from models.config import ModelConfig
 from models.inference import Predictor
 from models.keypoint_names import oks_sigmas
+from models.options import InferenceOptions
 
 from .data import CocoDetection
 from .distributed import DistInfo, all_gather_objects

@@ -19,8 +19,8 @@ MODEL_MAX_DETECTIONS = 100  # models.config.InferenceOptions caps detections_per
 def score_model(args: argparse.Namespace) -> tuple[dict[str, Any], COCOEvaluator]:
     """(metrics, evaluator) of the model in `args.weights` on the validated set `args.data`."""
     from models import weights
-    from models.config import InferenceOptions
     from models.inference import Predictor
+    from models.options import InferenceOptions
 
     from .data import CocoDetection
     from .evaluate import iou_types, run_inference, warn_capped

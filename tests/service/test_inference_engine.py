@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from models.config import InferenceOptions
+from models.options import InferenceOptions
 from service.batcher import Batcher
 from service.config import Settings
 from service.engine import Engine, FatalDeviceError, load_model
