@@ -32,8 +32,6 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 class Predictor:
     """A model on a device, at a precision: `detect` for tensors, `__call__` for COCO results.
 
-    `config.inference_layout` "exact" skips both (outputs equal to the model's own bit for bit); channels_last
-    None follows it.
     precision: fp32 everywhere; bf16 on CPUs with bf16 support and on GPUs; fp16 on GPUs. Reduced
     precision runs the convolutions and matrix products under autocast; box decoding, NMS and the mask
     paste stay in float32. fp32 on a GPU is IEEE float32, not TF32 (`ieee_fp32`). BatchNorm layers (frozen
@@ -43,6 +41,8 @@ class Predictor:
     The copy is rewritten once more at load (models/inference_layout.py): on the CPU, heads that flatten RoI
     features read the poolers' channels-last output without an NCHW copy (fc columns permuted); at bf16 / fp16
     the conv and linear weights are stored in that precision, the cast autocast would otherwise do every call.
+    A model whose `config.inference_layout` is "exact" gets none of the layout rewrites (no BatchNorm folding, no
+    channels-last heads; channels_last=None follows the layout), so its outputs are the model's own bit for bit.
     """
 
     def __init__(
