@@ -20,8 +20,10 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from . import rle
 from .box_ops import at_least
+from .host_memory import retain_freed_memory
 from .inference_layout import cast_weights, channels_last_heads
 from .mask_rcnn import MaskRCNN
+from .onednn_fusion import fuse_convolutions
 from .options import InferenceOptions
 from .postprocess import MaskCrops, paste_masks
 from .structures import Detections
@@ -40,9 +42,13 @@ class Predictor:
     channels_last (NHWC) convolutions are a quarter faster on the CPU (oneDNN) and suit GPU tensor cores.
     The copy is rewritten once more at load (models/inference_layout.py): on the CPU, heads that flatten RoI
     features read the poolers' channels-last output without an NCHW copy (fc columns permuted); at bf16 / fp16
-    the conv and linear weights are stored in that precision, the cast autocast would otherwise do every call.
+    the conv and linear weights are stored in that precision, the cast autocast would otherwise do every call;
+    on the CPU each convolution runs with its ReLU and residual add as one oneDNN primitive on weights packed
+    at the first call (models/onednn_fusion.py). A CPU Predictor also raises glibc's malloc thresholds for the
+    process, so that feature maps reuse freed memory instead of page-faulting fresh pages (models/host_memory.py).
     A model whose `config.inference_layout` is "exact" gets none of the layout rewrites (no BatchNorm folding, no
-    channels-last heads; channels_last=None follows the layout), so its outputs are the model's own bit for bit.
+    channels-last heads, no fused convolutions; channels_last=None follows the layout), so its outputs are the
+    model's own bit for bit.
     """
 
     def __init__(
@@ -69,6 +75,10 @@ class Predictor:
             channels_last_heads(self.model)
         if precision != "fp32":
             cast_weights(self.model, PRECISIONS[precision])
+        if fast and self.device.type == "cpu":
+            fuse_convolutions(self.model)
+        if self.device.type == "cpu":
+            retain_freed_memory()
         self.channels_last = channels_last
         self.config = model.config
 

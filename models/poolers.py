@@ -111,9 +111,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def pooling_features(features: dict[str, Tensor]) -> list[Tensor]:
     """The maps the RoI heads pool from (the backbone's `roi_features`: P2-P5, or res4 / res5 alone), finest
-    first, as float32 [B, C, H_l, W_l]: on a GPU contiguous (the layout torchvision's kernel reads without
-    copying); on the CPU in their own memory format, which models/roi_align_cpu.py reads in place."""
-    return [f.float() if f.device.type == "cpu" else f.float().contiguous() for f in features.values()]
+    first, [B, C, H_l, W_l]: on a GPU float32 contiguous (the layout torchvision's kernel reads without
+    copying); on the CPU in their own memory format and in float32, or in bf16 when they are bf16 (bf16
+    inference), which models/roi_align_cpu.py reads in place."""
+    return [_cpu_pooling_map(f) if f.device.type == "cpu" else f.float().contiguous() for f in features.values()]
+
+
+def _cpu_pooling_map(feature: Tensor) -> Tensor:
+    return feature if feature.dtype in (torch.float32, torch.bfloat16) else feature.float()
 
 
 class MultiLevelRoIPooler(nn.Module):
@@ -149,17 +154,19 @@ class MultiLevelRoIPooler(nn.Module):
             output_size=all_boxes.shape[0],
         )
         rois = torch.cat([image_idx[:, None].to(all_boxes.dtype), all_boxes], dim=1)
+        if len(levels) == 1:  # C4 / C5: one map, nothing to assign
+            return self._sample(levels[0], rois, scales[0])
 
         size = torch.sqrt(box_area(all_boxes))
         eps = torch.tensor(1e-6, dtype=size.dtype)
         target = torch.floor(self.canonical_level + torch.log2(size / self.canonical_scale) + eps)
-        level_of = (target.clamp(min=k_min, max=k_max).to(torch.int64) - int(k_min)).to(torch.int64)
+        level_of = (target.clamp(min=k_min, max=k_max).to(torch.int64) - int(k_min)).clamp(0, len(levels) - 1)
 
         first = levels[0]
         cpu_inference = first.device.type == "cpu" and not torch.is_grad_enabled()
         layout = torch.channels_last if cpu_inference else torch.contiguous_format  # roi_align_cpu's output
         shape = (rois.shape[0], first.shape[1], *self.output_size)
-        out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=layout).zero_()
+        out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=layout)  # every row: 1 level
         for level, (feature, scale) in enumerate(zip(levels, scales, strict=True)):
             idx = torch.where(level_of == level)[0]
             if idx.numel():

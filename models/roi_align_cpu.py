@@ -6,8 +6,10 @@ pixels per sample point, and reads only contiguous float32 NCHW. Here every outp
 feature-map rows: with the features viewed as a [N*H*W, C] table (a free view of a channels-last map), the
 bilinear corners of a bin's sample points are row indices and their weights (torchvision's
 `pre_calc_for_bilinear_interpolate`, roi_align_common.h) are the bag weights of `F.embedding_bag(mode="sum")`,
-whose CPU kernel reads whole channel rows with SIMD on all threads. Other maps (NCHW, bf16, fp16) are copied
-to float32 channels-last in one pass, over only the band of map rows (y) that the RoIs' sample points read.
+whose CPU kernel reads whole channel rows with SIMD on all threads. A bf16 map is gathered in bf16 (bag
+weights rounded to bf16, the output in bf16: what the next bf16 layer would cast it to), without a float32 copy
+of the map. Other maps (NCHW, fp16) are copied to channels-last (float32; bf16 for bf16) in one pass, over only
+the band of map rows (y) that the RoIs' sample points read.
 
 Bilinear weights separate into a row factor and a column factor (both zero when the sample point falls
 outside [-1, H] x [-1, W]), so each is computed once per (RoI, bin row, sample) and per (RoI, bin column,
@@ -47,7 +49,8 @@ def roi_align(
     output_size: bins per RoI, int or (out_h, out_w). sampling_ratio: sample points per bin side; <= 0 means
     ceil(roi side / bins), per RoI. aligned: shift the box by -0.5 pixel (Detectron2's ROIAlignV2); when False,
     RoIs are at least 1x1.
-    Returns: [K, C, out_h, out_w] float32, in channels-last memory format (call .contiguous() for NCHW).
+    Returns: [K, C, out_h, out_w], bfloat16 for bfloat16 input and float32 otherwise, in channels-last memory
+    format (call .contiguous() for NCHW).
     Inference only: under grad mode with an input or boxes that require grad, or off the CPU, the call goes to
     `torchvision.ops.roi_align` on float32 copies (differentiable; its output is NCHW).
     Raises: ValueError for bad shapes, a batch index outside [0, N) or a non-positive output size; TypeError
@@ -62,7 +65,7 @@ def roi_align(
     n, c, h, w = input.shape
     k = boxes.shape[0]
     if k == 0 or c == 0 or h == 0 or w == 0:
-        return input.new_zeros((k, out_h, out_w, c), dtype=torch.float32).permute(0, 3, 1, 2)
+        return input.new_zeros((k, out_h, out_w, c), dtype=_table_dtype(input)).permute(0, 3, 1, 2)
     rois = boxes.detach().float()
     batch = rois[:, 0].to(torch.int64)
     if bool(((batch < 0) | (batch >= n)).any()):
@@ -72,7 +75,7 @@ def roi_align(
     if sampling_ratio > 0:
         out = _pool(table, first, geometry, batch, sampling_ratio, sampling_ratio)
         return out.view(k, out_h, out_w, c).permute(0, 3, 1, 2)
-    out = input.new_zeros((k, out_h * out_w, c), dtype=torch.float32)
+    out = input.new_zeros((k, out_h * out_w, c), dtype=table.dtype)
     grid_h = torch.ceil(geometry.size_h / out_h).nan_to_num(0.0, 0.0, 0.0).clamp(min=0).to(torch.int64)
     grid_w = torch.ceil(geometry.size_w / out_w).nan_to_num(0.0, 0.0, 0.0).clamp(min=0).to(torch.int64)
     grids = torch.stack([grid_h, grid_w], dim=1)
@@ -83,6 +86,11 @@ def roi_align(
         pooled = _pool(table, first, geometry.select(sel), batch[sel], gh, gw)
         out[sel] = pooled.view(sel.numel(), out_h * out_w, c)
     return out.view(k, out_h, out_w, c).permute(0, 3, 1, 2)
+
+
+def _table_dtype(input: Tensor) -> torch.dtype:
+    """bf16 maps are gathered in bf16; float32 and fp16 maps in float32."""
+    return torch.bfloat16 if input.dtype == torch.bfloat16 else torch.float32
 
 
 def _check(input: Tensor, boxes: Tensor, out_h: int, out_w: int) -> None:
@@ -153,20 +161,21 @@ def _axis(start: Tensor, size: Tensor, bins: int, grid: int, extent: int, scale:
 
 
 def _table(input: Tensor, geo: _Geometry, batch: Tensor) -> tuple[Tensor, int]:
-    """The map as float32 rows [rows * W, C] and the first map row (of N*H) it holds.
+    """The map as rows [rows * W, C] (`_table_dtype`) and the first map row (of N*H) it holds.
 
-    A float32 channels-last map is viewed whole, without a copy. Any other map (NCHW, bf16, fp16, other
+    A float32 or bf16 channels-last map is viewed whole, without a copy. Any other map (NCHW, fp16, other
     strides) is copied, transposed and converted in one pass, over only the band of rows between the first
     and the last that a sample point of some RoI can read.
     """
     n, c, h, w = input.shape
-    if input.dtype == torch.float32 and input.is_contiguous(memory_format=torch.channels_last):
+    dtype = _table_dtype(input)
+    if input.dtype == dtype and input.is_contiguous(memory_format=torch.channels_last):
         return input.permute(0, 2, 3, 1).reshape(n * h * w, c), 0
     ends = torch.stack([geo.start_h, geo.start_h + geo.size_h]).nan_to_num(0.0, 0.0, 0.0)
     low = ends.min(0).values.floor().clamp(0, h - 1).to(torch.int64) + batch * h
     high = (ends.max(0).values.floor() + 1).clamp(0, h - 1).to(torch.int64) + batch * h
     first, last = int(low.min()), int(high.max())
-    band = torch.empty(last + 1 - first, w, c, dtype=torch.float32)
+    band = torch.empty(last + 1 - first, w, c, dtype=dtype)
     for b in range(first // h, last // h + 1):
         y0, y1 = max(first, b * h), min(last + 1, (b + 1) * h)
         band[y0 - first : y1 - first].copy_(input[b, :, y0 - b * h : y1 - b * h].permute(1, 2, 0))
@@ -174,9 +183,10 @@ def _table(input: Tensor, geo: _Geometry, batch: Tensor) -> tuple[Tensor, int]:
 
 
 def _pool(table: Tensor, first: int, geo: _Geometry, batch: Tensor, grid_h: int, grid_w: int) -> Tensor:
-    """Bins of RoIs sharing one sampling grid -> [K * out_h * out_w, C] float32.
+    """Bins of RoIs sharing one sampling grid -> [K * out_h * out_w, C] in the table's dtype.
 
-    table: float32 [rows * W, C], the map rows (of N*H) from `first` on.
+    table: float32 or bf16 [rows * W, C], the map rows (of N*H) from `first` on. Positions and weights are
+    computed in float32; the weights are then rounded to the table's dtype (embedding_bag's rule).
     """
     (h, w), (out_h, out_w) = geo.map_size, geo.bins
     k = batch.shape[0]
@@ -188,4 +198,5 @@ def _pool(table: Tensor, first: int, geo: _Geometry, batch: Tensor, grid_h: int,
     index = offset[:, :, None, :, None] + cols[:, None, :, None, :]  # [K, out_h, out_w, 2gh, 2gw]
     weight = wy[:, :, None, :, None] * wx[:, None, :, None, :]
     bins = k * out_h * out_w
-    return F.embedding_bag(index.view(bins, -1), table, mode="sum", per_sample_weights=weight.view(bins, -1))
+    weight = weight.view(bins, -1).to(table.dtype)
+    return F.embedding_bag(index.view(bins, -1), table, mode="sum", per_sample_weights=weight)

@@ -92,12 +92,7 @@ def test_a_batch_of_photos_gives_each_photo_detectron2s_outputs(r50_fpn: Predict
         assert_matches_detectron2(results, recorded("r50_fpn")[name], det)
 
 
-C4_NOT_BITWISE = pytest.mark.xfail(
-    strict=True, reason="C4's boxes still differ from Detectron2's by float rounding (within the recorded bounds)"
-)
-
-
-@pytest.mark.parametrize("arch", ["r50_fpn", pytest.param("r50_c4", marks=C4_NOT_BITWISE)])
+@pytest.mark.parametrize("arch", ["r50_fpn", "r50_c4"])
 def test_every_output_is_detectron2s_bit_for_bit(arch: str) -> None:
     predictor = Predictor(load(RECORDED / f"{arch}.pkl", str(RECORDED / f"{arch}.yaml")))
     image = photo("coffee.jpg")

@@ -39,13 +39,20 @@ def _images() -> list[torch.Tensor]:
     ]
 
 
-def _reference(model: nn.Module, rewrite: bool, autocast: bool) -> list[Detections]:
-    """What the Predictor ran before the rewrites: folded BN, channels-last, autocast casting fp32 weights."""
+def _prepared(model: nn.Module, rewrite: bool) -> nn.Module:
+    """What the Predictor ran before the rewrites: folded BN, channels-last (and the channels-last heads)."""
     copy = fold_batchnorm(model).to(memory_format=torch.channels_last)
-    if rewrite:
-        channels_last_heads(copy)
+    return channels_last_heads(copy) if rewrite else copy
+
+
+def _run(model: nn.Module, autocast: bool) -> list[Detections]:
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        return copy.predict(_images(), InferenceOptions(score_thresh=0.0))
+        return model.predict(_images(), InferenceOptions(score_thresh=0.0))
+
+
+def _reference(model: nn.Module, rewrite: bool, autocast: bool) -> list[Detections]:
+    """The prepared copy run with autocast casting its fp32 weights on every call (or in fp32)."""
+    return _run(_prepared(model, rewrite), autocast)
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
@@ -93,11 +100,11 @@ def test_cpu_predictor_rewrites_the_flattening_heads_and_keeps_fp32_detections(o
 @pytest.mark.parametrize("overrides", HEADS.values(), ids=HEADS.keys())
 def test_bf16_weights_cast_at_load_give_autocasts_detections_exactly(overrides: dict) -> None:
     model = _model(**overrides)
-    predictor = Predictor(model, precision="bf16")
-    layers = [m for m in predictor.model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    cast = cast_weights(_prepared(model, rewrite=True), torch.bfloat16)
+    layers = [m for m in cast.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
     assert layers and all(p.dtype == torch.bfloat16 for m in layers for p in m.parameters())
 
-    got = predictor.detect(_images(), InferenceOptions(score_thresh=0.0))
+    got = _run(cast, autocast=True)
     for exp, det in zip(_reference(model, rewrite=True, autocast=True), got, strict=True):
         assert len(det) == len(exp) == 100
         for field in ("boxes", "scores", "labels", "masks"):

@@ -92,3 +92,16 @@ def test_mlp_predictor_computes_only_the_asked_class_rows_with_the_full_forwards
     x, labels = torch.randn(4, 16), torch.tensor([0, 3, 3, 4])
     full = predictor(x)[torch.arange(4), labels]
     assert torch.allclose(predictor.logits_for_labels(x, labels), full, atol=1e-5)
+
+
+def test_relu_in_place_equals_relu_in_bf16_and_fp32_and_keeps_gradients() -> None:
+    from models.mask_head import relu_
+
+    values = torch.tensor([-3.5, -1e-30, -0.0, 0.0, 1e-30, 2.25, float("inf"), float("-inf")])
+    x = torch.cat([values, torch.randn(1000)])
+    for dtype in (torch.bfloat16, torch.float32):
+        got = relu_(x.to(dtype).clone())
+        assert torch.equal(got, torch.relu(x.to(dtype)))
+    leaf = x[:20].clone().requires_grad_()
+    relu_(leaf * 2).sum().backward()
+    assert torch.equal(leaf.grad, 2.0 * (leaf > 0))

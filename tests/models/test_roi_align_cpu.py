@@ -64,15 +64,29 @@ def test_channels_last_and_sliced_inputs_give_the_nchw_values() -> None:
     )
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_reduced_precision_input_gives_float32_of_its_values(dtype: torch.dtype) -> None:
-    x = _features(c=16).to(dtype).contiguous(memory_format=torch.channels_last)
+def test_float16_input_gives_float32_of_its_values() -> None:
+    x = _features(c=16).half().contiguous(memory_format=torch.channels_last)
     for aligned in (False, True):
         rois = _boxes(2, 1 / 4, 25, 38)
         got = roi_align(x, rois, (14, 14), 1 / 4, 2, aligned)
         expected = tv_roi_align(x.float(), rois, (14, 14), 1 / 4, 2, aligned)
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_bfloat16_input_is_pooled_in_bfloat16_within_its_rounding(memory_format: torch.memory_format) -> None:
+    """bf16 maps (bf16 inference) are gathered without a float32 copy: bf16 out, within bf16's rounding of the
+    weights and the sum (2^-8 relative each) of torchvision's float32 result on the same values."""
+    x = _features(c=16).bfloat16().contiguous(memory_format=memory_format)
+    for aligned in (False, True):
+        rois = _boxes(2, 1 / 4, 25, 38)
+        got = roi_align(x, rois, (14, 14), 1 / 4, 2, aligned)
+        expected = tv_roi_align(x.float(), rois, (14, 14), 1 / 4, 2, aligned)
+        assert got.dtype == torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+        scale = expected.abs().max()
+        assert (got.float() - expected).abs().max() <= 2 * 2**-8 * scale
+        assert (got.float() - expected).abs().mean() <= 2**-8 * expected.abs().mean()
 
 
 def test_a_lone_box_on_a_copied_map_reads_every_row_it_needs() -> None:
