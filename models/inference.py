@@ -43,9 +43,10 @@ class Predictor:
     The copy is rewritten once more at load (models/inference_layout.py): on the CPU, heads that flatten RoI
     features read the poolers' channels-last output without an NCHW copy (fc columns permuted); at bf16 / fp16
     the conv and linear weights are stored in that precision, the cast autocast would otherwise do every call;
-    on the CPU each convolution runs with its ReLU and residual add as one oneDNN primitive on weights packed
-    at the first call (models/onednn_fusion.py). A CPU Predictor also raises glibc's malloc thresholds for the
-    process, so that feature maps reuse freed memory instead of page-faulting fresh pages (models/host_memory.py).
+    on the CPU the convolutions of ResNet blocks, the FPN and conv stacks run with their ReLU and residual add as
+    one oneDNN primitive on weights packed at the first call (models/onednn_fusion.py). A CPU Predictor also
+    raises glibc's malloc thresholds for the process, so that feature maps reuse freed memory instead of
+    page-faulting fresh pages (models/host_memory.py; threads started before it keep their own arenas).
     A model whose `config.inference_layout` is "exact" gets none of the layout rewrites (no BatchNorm folding, no
     channels-last heads, no fused convolutions; channels_last=None follows the layout), so its outputs are the
     model's own bit for bit.

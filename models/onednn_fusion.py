@@ -16,7 +16,8 @@ Rewritten (BatchNorm already folded into the convs, `models.inference.fold_batch
 - torchvision's `Bottleneck` / `BasicBlock` (the trunk, and the C4 head's res5) -> `FusedBlock`;
 - the trunk's stem, conv1 -> ReLU;
 - in every `nn.Sequential`, each Conv2d, fused with a ReLU that follows it (past folded-BN `Identity`s):
-  torchvision's `Conv2dNormActivation`, so the FPN, the RPN head's conv, the mask and keypoint heads' convs.
+  torchvision's `Conv2dNormActivation`, so the FPN, the RPN head's conv, the mask and keypoint heads' convs;
+- torchvision's `FeaturePyramidNetwork` -> `FusedFPN`: each top-down sum inside its lateral 1x1 conv.
 Left as they are: convs with a string padding or a non-zero padding mode, transposed convs, and the
 rest of the network. State-dict keys are kept (a fused conv saves its weight back in dense form).
 """
@@ -24,6 +25,7 @@ rest of the network. State-dict keys are kept (a fused conv saves its weight bac
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +51,10 @@ class FusedConv2d(nn.Module):
 
     Input FloatTensor[B, C_in, H, W] (cast to the weight's dtype, as autocast would), any memory format;
     output [B, C_out, H', W'] in the weight's dtype, channels-last for channels-last input. `other` is added before the
-    ReLU and must have the output's shape. Holds `weight` packed in oneDNN's layout (saved dense).
+    ReLU and must have the output's shape. `weight` is packed into oneDNN's layout at the first call, for that
+    call's input size (oneDNN picks its kernel by the problem's shape; other sizes still run, reordering as
+    plain convolutions do). The module saves, copies, pickles, loads and moves (`.to`) with a dense weight,
+    packed again at the next call.
     """
 
     def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
@@ -58,12 +63,11 @@ class FusedConv2d(nn.Module):
         self.padding, self.stride = list(conv.padding), list(conv.stride)
         self.dilation, self.groups = list(conv.dilation), conv.groups
         self.relu = relu
-        self.dtype = conv.weight.dtype
         self.register_buffer("weight", conv.weight.detach())
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach())
 
     def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
-        x = x.to(self.dtype)
+        x = x.to(self.weight.dtype)
         if not self.weight.is_mkldnn:
             self.weight = torch.ops.mkldnn._reorder_convolution_weight(
                 self.weight, self.padding, self.stride, self.dilation, self.groups, list(x.shape)
@@ -71,14 +75,33 @@ class FusedConv2d(nn.Module):
         args = (self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
         if other is None:
             return torch.ops.mkldnn._convolution_pointwise(x, *args, "relu" if self.relu else "none", [], "")
-        other = other.to(self.dtype)
+        other = other.to(self.weight.dtype)
         unary = "relu" if self.relu else None
         return torch.ops.mkldnn._convolution_pointwise.binary(x, other, *args, "add", 1.0, unary, [], "")
 
+    def _dense_weight(self) -> Tensor:
+        return self.weight.to_dense() if self.weight.is_mkldnn else self.weight
+
+    def _unpack(self) -> None:
+        self.weight = self._dense_weight()
+
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
-        destination[prefix + "weight"] = self.weight.to_dense() if self.weight.is_mkldnn else self.weight
+        destination[prefix + "weight"] = self._dense_weight()
         if self.bias is not None:
             destination[prefix + "bias"] = self.bias
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._unpack()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> FusedConv2d:
+        self._unpack()
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict[str, Any]:  # copy.deepcopy, pickle: a dense weight
+        state = self.__dict__.copy()
+        state["_buffers"] = {**self._buffers, "weight": self._dense_weight()}
+        return state
 
 
 class FusedBlock(nn.Module):

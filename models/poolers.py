@@ -43,8 +43,9 @@ _MIN_ROIS_PER_THREAD = 32
 
 
 class RoIOp(Protocol):
-    """One level's op: feature [B, C, H, W] float32, rois [R, 5] (image index, x1, y1, x2, y2 in input pixels),
-    output size (S, S) and the level's scale (1 / stride) -> [R, C, S, S]."""
+    """One level's op: feature [B, C, H, W] (float32, or bf16 at bf16 inference), rois [R, 5] (image index, x1,
+    y1, x2, y2 in input pixels), output size (S, S) and the level's scale (1 / stride) -> [R, C, S, S], float32
+    or, where the op samples bf16 maps in bf16 (CPU RoIAlign / RoIWarp), bf16."""
 
     multithreaded: ClassVar[bool]  # uses every CPU thread by itself (else the pooler splits the boxes)
 
@@ -154,7 +155,7 @@ class MultiLevelRoIPooler(nn.Module):
             output_size=all_boxes.shape[0],
         )
         rois = torch.cat([image_idx[:, None].to(all_boxes.dtype), all_boxes], dim=1)
-        if len(levels) == 1:  # C4 / C5: one map, nothing to assign
+        if len(levels) == 1 or rois.shape[0] == 0:  # one map (C4 / C5) or no RoIs: nothing to assign
             return self._sample(levels[0], rois, scales[0])
 
         size = torch.sqrt(box_area(all_boxes))
@@ -162,15 +163,18 @@ class MultiLevelRoIPooler(nn.Module):
         target = torch.floor(self.canonical_level + torch.log2(size / self.canonical_scale) + eps)
         level_of = (target.clamp(min=k_min, max=k_max).to(torch.int64) - int(k_min)).clamp(0, len(levels) - 1)
 
-        first = levels[0]
-        cpu_inference = first.device.type == "cpu" and not torch.is_grad_enabled()
+        cpu_inference = levels[0].device.type == "cpu" and not torch.is_grad_enabled()
         layout = torch.channels_last if cpu_inference else torch.contiguous_format  # roi_align_cpu's output
-        shape = (rois.shape[0], first.shape[1], *self.output_size)
-        out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=layout)  # every row: 1 level
+        out: Tensor | None = None  # every row is written once: each RoI has one level
         for level, (feature, scale) in enumerate(zip(levels, scales, strict=True)):
             idx = torch.where(level_of == level)[0]
             if idx.numel():
-                out[idx] = self._sample(feature, rois[idx], scale)
+                part = self._sample(feature, rois[idx], scale)  # the op's dtype: bf16 maps may stay bf16
+                if out is None:
+                    shape = (rois.shape[0], *part.shape[1:])
+                    out = torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=layout)
+                out[idx] = part
+        assert out is not None  # rois is not empty
         return out
 
     def _sample(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:

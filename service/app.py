@@ -22,6 +22,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from models.host_memory import retain_freed_memory
+
 from . import errors, probes, routes, web
 from .batcher import Batcher, Job, unavailable
 from .codec import DecodeBudget
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        retain_freed_memory()  # before the inference and decode threads exist: they share the main malloc arena
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         try:
             engine = given_engine

@@ -98,7 +98,7 @@ def test_cpu_predictor_rewrites_the_flattening_heads_and_keeps_fp32_detections(o
 
 @BF16
 @pytest.mark.parametrize("overrides", HEADS.values(), ids=HEADS.keys())
-def test_bf16_weights_cast_at_load_give_autocasts_detections_exactly(overrides: dict) -> None:
+def test_cast_weights_give_autocasts_detections_exactly(overrides: dict) -> None:
     model = _model(**overrides)
     cast = cast_weights(_prepared(model, rewrite=True), torch.bfloat16)
     layers = [m for m in cast.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -128,3 +130,58 @@ def _bf16(block: nn.Module) -> nn.Module:
         if isinstance(module, nn.Conv2d):
             module.to(torch.bfloat16)
     return block
+
+
+@BF16
+@pytest.mark.parametrize("layout", ["fast", "exact"])
+def test_bf16_predictor_on_the_trained_demo_model_finds_fp32s_objects(layout: str) -> None:
+    """The whole bf16 path as served (fused convolutions, bf16 RoIAlign, bf16 heads; or the exact layout with
+    torchvision's float32 RoIAlign kernel): each confident fp32 detection has a bf16 one of its class over the
+    same object (box IoU >= 0.9, mask IoU >= 0.8)."""
+    from torchvision.ops import box_iou
+
+    from models import weights
+    from tests.scenes import DEMO_WEIGHTS, scene
+
+    model = weights.load(DEMO_WEIGHTS)
+    model.config = dataclasses.replace(model.config, inference_layout=layout)
+    images = [scene(320, 256, seed) for seed in (1, 2, 3)]
+    options = InferenceOptions(score_thresh=0.5)
+    full = Predictor(model).detect(images, options)
+    reduced = Predictor(model, precision="bf16").detect(images, options)
+    for a, b in zip(full, reduced, strict=True):
+        assert len(a) > 0
+        iou = box_iou(a.boxes, b.boxes.float())
+        same_class = a.labels[:, None] == b.labels[None, :]
+        best = (iou * same_class).max(dim=1)
+        assert (best.values >= 0.9).all(), best.values
+        for i, j in enumerate(best.indices.tolist()):
+            assert _crop_mask_iou(a.masks[i], b.masks[j].float()) >= 0.8
+
+
+def _crop_mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """IoU of two [M, M] box-relative mask probability maps binarised at 0.5 (boxes nearly equal)."""
+    x, y = a >= 0.5, b >= 0.5
+    return float((x & y).sum() / (x | y).sum().clamp(min=1))
+
+
+def test_a_packed_model_copies_pickles_loads_and_moves_with_dense_weights() -> None:
+    import copy
+    import io
+
+    model = _model()
+    predictor = Predictor(model)
+    images = _images()
+    expected = predictor.detect(images)  # packs every fused weight
+    assert any(m.weight.is_mkldnn for m in predictor.model.modules() if isinstance(m, FusedConv2d))
+    state = predictor.model.state_dict()
+    copied = copy.deepcopy(predictor.model)
+    buffer = io.BytesIO()
+    torch.save(predictor.model, buffer)
+    predictor.model.load_state_dict(state)
+    predictor.model.to(torch.float32)
+    for module in (copied, predictor.model):
+        with torch.inference_mode():
+            got = module.predict(images)
+        for det, exp in zip(got, expected, strict=True):
+            assert torch.equal(det.boxes, exp.boxes) and torch.equal(det.masks, exp.masks)

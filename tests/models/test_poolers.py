@@ -12,6 +12,7 @@ from models import ModelConfig, Targets, build_model, preset
 from models.poolers import (
     MultiLevelRoIPooler,
     RoIAlignOp,
+    RoIOp,
     RoIPoolOp,
     RoIWarpOp,
     build_pooler,
@@ -116,6 +117,35 @@ def test_cpu_inference_equals_the_training_path(op: RoIAlignOp | RoIPoolOp | RoI
         torch.set_num_threads(threads)
     reference = pooler([feature], boxes).detach()
     torch.testing.assert_close(threaded, reference, rtol=0, atol=0 if isinstance(op, RoIPoolOp) else 1e-5)
+
+
+BF16_OPS = {
+    "align": RoIAlignOp(),
+    "align, torchvision's kernel (exact layout)": RoIAlignOp(reference_kernel=True),
+    "pool": RoIPoolOp(),
+    "warp": RoIWarpOp(),
+}
+
+
+@pytest.mark.parametrize("op", BF16_OPS.values(), ids=BF16_OPS.keys())
+@pytest.mark.parametrize("strides", [(4, 8, 16, 32), (16,)], ids=["four levels", "one level"])
+def test_bf16_maps_pool_with_every_op_to_its_float32_values(op: RoIOp, strides: tuple[int, ...]) -> None:
+    """bf16 inference keeps P2-P5 in bf16 (`pooling_features`); every op pools them, in one dtype per call,
+    to the float32 result on the same values within bf16 rounding (ops that pool in float32: exactly)."""
+    torch.manual_seed(0)
+    maps = [
+        torch.randn(1, 8, 256 // s, 256 // s).bfloat16().contiguous(memory_format=torch.channels_last) for s in strides
+    ]
+    xy = torch.rand(80, 2) * 180
+    boxes = [torch.cat([xy, xy + 4 + torch.rand(80, 2) * 70], dim=1)]
+    pooler = MultiLevelRoIPooler(7, op, strides=strides)
+    with torch.inference_mode():
+        got = pooler(pooling_features(dict(enumerate(maps))), boxes)
+        expected = pooler([m.float() for m in maps], boxes)
+        empty = pooler(pooling_features(dict(enumerate(maps))), [torch.zeros(0, 4)])
+    assert got.shape == expected.shape == (80, 8, 7, 7) and empty.shape == (0, 8, 7, 7)
+    assert got.dtype in (torch.bfloat16, torch.float32)
+    torch.testing.assert_close(got.float(), expected, rtol=2**-7, atol=2**-7)
 
 
 @pytest.mark.parametrize("mask_head", ["fcn", "mlp"])

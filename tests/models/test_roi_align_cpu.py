@@ -90,7 +90,7 @@ def test_bfloat16_input_is_pooled_in_bfloat16_within_its_rounding(memory_format:
 
 
 def test_a_lone_box_on_a_copied_map_reads_every_row_it_needs() -> None:
-    """NCHW and bf16 maps are copied over the band of rows the boxes read: one box at a time makes it narrow."""
+    """NCHW maps are copied over the band of rows the boxes read: one box at a time makes it narrow."""
     x = _features(n=2, c=4, h=30, w=30)
     g = torch.Generator().manual_seed(3)
     for _ in range(40):
