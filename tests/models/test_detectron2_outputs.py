@@ -7,6 +7,7 @@ returned on the test photos. No Detectron2 is needed here.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,8 @@ from models.inference import Predictor
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED = FIXTURES / "detectron2"
 # The issue's worst acceptable agreement: boxes within 0.01 px, scores within 1e-5, every mask IoU >= 0.99.
-# Measured: every mask identical; boxes within 6.1e-5 px and scores within 4e-6, from two float32 reorderings:
-# models/roi_align_cpu.py (torchvision's RoIAlign to float32 rounding, CPU inference) and our softmax summing
-# background first (the class rows are reordered so that background is class 0; notes, row 11). With
-# torchvision's roi_align kernel and background summed last, every output is bit for bit Detectron2's.
+# Measured: every output bit for bit Detectron2's, for R50-FPN and R50-C4, in the `exact` inference layout a
+# converted file serves by default (torchvision's RoIAlign kernel, background summed last in the softmax).
 BOX_PX, SCORE, MASK_IOU = 0.01, 1e-5, 0.99
 
 
@@ -60,28 +59,22 @@ def assert_matches_detectron2(
         assert iou == 1.0 if bitwise else iou >= MASK_IOU, f"mask {i}: IoU {iou}"
 
 
+@functools.cache
+def converted(arch: str) -> Predictor:
+    """The recorded Detectron2 model `arch` ("r50_fpn", "r50_c4") loaded from its .pkl and config, once."""
+    return Predictor(load(RECORDED / f"{arch}.pkl", str(RECORDED / f"{arch}.yaml")))
+
+
 @pytest.fixture(scope="module")
 def r50_fpn() -> Predictor:
-    return Predictor(load(RECORDED / "r50_fpn.pkl", str(RECORDED / "r50_fpn.yaml")))
+    return converted("r50_fpn")
 
 
+@pytest.mark.parametrize("arch", ["r50_fpn", "r50_c4"])
 @pytest.mark.parametrize("name", ["chelsea.jpg", "coffee.jpg", "astronaut.jpg"])
-def test_r50_fpn_gives_detectron2s_boxes_classes_scores_and_masks(r50_fpn: Predictor, name: str) -> None:
-    image = photo(name)
-    det = r50_fpn.detect([image])[0]
-    assert_matches_detectron2(r50_fpn([image])[0], recorded("r50_fpn")[name], det)
-
-
-@pytest.fixture(scope="module")
-def r50_c4() -> Predictor:
-    return Predictor(load(RECORDED / "r50_c4.pkl", str(RECORDED / "r50_c4.yaml")))
-
-
-@pytest.mark.parametrize("name", ["chelsea.jpg", "coffee.jpg", "astronaut.jpg"])
-def test_r50_c4_gives_detectron2s_boxes_classes_scores_and_masks(r50_c4: Predictor, name: str) -> None:
-    image = photo(name)
-    det = r50_c4.detect([image])[0]
-    assert_matches_detectron2(r50_c4([image])[0], recorded("r50_c4")[name], det)
+def test_ours_gives_detectron2s_boxes_classes_scores_and_masks(arch: str, name: str) -> None:
+    predictor, image = converted(arch), photo(name)
+    assert_matches_detectron2(predictor([image])[0], recorded(arch)[name], predictor.detect([image])[0])
 
 
 def test_a_batch_of_photos_gives_each_photo_detectron2s_outputs(r50_fpn: Predictor) -> None:
@@ -94,8 +87,7 @@ def test_a_batch_of_photos_gives_each_photo_detectron2s_outputs(r50_fpn: Predict
 
 @pytest.mark.parametrize("arch", ["r50_fpn", "r50_c4"])
 def test_every_output_is_detectron2s_bit_for_bit(arch: str) -> None:
-    predictor = Predictor(load(RECORDED / f"{arch}.pkl", str(RECORDED / f"{arch}.yaml")))
-    image = photo("coffee.jpg")
+    predictor, image = converted(arch), photo("coffee.jpg")
     assert_matches_detectron2(predictor([image])[0], recorded(arch)["coffee.jpg"], predictor.detect([image])[0], True)
 
 
