@@ -143,6 +143,9 @@ class COCOEvaluator:
         """COCOeval "keypoints" over the categories that name keypoints: its 10 stats and its printed table."""
         cats = [c for c in sorted(self.coco_gt.cats) if self.coco_gt.cats[c].get("keypoints")]
         names = tuple(self.coco_gt.cats[cats[0]]["keypoints"]) if cats else ()
+        # loadRes reads every detection as the first one is: give keypoint-only ones the box of their keypoints,
+        # as loadRes itself would (its area decides the detection's size range)
+        usable = [r if "bbox" in r else {**r, "bbox": _keypoint_box(r["keypoints"])} for r in usable]
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
             coco_dt = self.coco_gt.loadRes(copy.deepcopy(usable)) if usable else self._no_detections()
@@ -163,6 +166,12 @@ class COCOEvaluator:
         empty.dataset = {k: self.coco_gt.dataset[k] for k in ("images", "categories")} | {"annotations": []}
         empty.createIndex()
         return empty
+
+
+def _keypoint_box(keypoints: list[float]) -> list[float]:
+    """[x, y, w, h] spanning the keypoints' coordinates, as pycocotools' `loadRes` makes it for keypoint results."""
+    xs, ys = keypoints[0::3], keypoints[1::3]
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
 def run_inference(

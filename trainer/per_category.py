@@ -1,4 +1,5 @@
-"""Per-category AP from an accumulated COCOeval, and the `--per-category FILE.json|csv` table.
+"""Per-category AP from an accumulated COCOeval, and the `--per-category FILE.json|csv` table (bbox, segm, and
+keypoints where they were scored).
 
 As Detectron2's `_derive_coco_results`: COCOeval's `eval["precision"]` has shape [T, R, K, A, M] (IoU
 thresholds, recall points, categories, area ranges, maxDets); one category's AP is the mean over IoU
@@ -35,12 +36,14 @@ def per_category_ap(ev: COCOeval) -> dict[int, float | None]:
 
 
 def rows(coco_gt: COCO, per_iou: dict[str, dict[int, float | None]]) -> list[dict[str, Any]]:
-    """One row per ground-truth category, in id order: category_id, name, bbox_AP, segm_AP."""
+    """One row per ground-truth category, in id order: category_id, name, bbox_AP, segm_AP, and keypoints_AP
+    when keypoints were scored (None for a category that names no keypoints)."""
+    iou_types = IOU_TYPES + (("keypoints",) if "keypoints" in per_iou else ())
     return [
         {
             "category_id": cid,
             "name": coco_gt.cats[cid].get("name", str(cid)),
-            **{f"{t}_AP": per_iou.get(t, {}).get(cid) for t in IOU_TYPES},
+            **{f"{t}_AP": per_iou.get(t, {}).get(cid) for t in iou_types},
         }
         for cid in sorted(coco_gt.cats)
     ]
@@ -62,7 +65,8 @@ def write(path: str | Path, table: list[dict[str, Any]]) -> Path:
         path.write_text(json.dumps(table, indent=2) + "\n")
         return path
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["category_id", "name", *(f"{t}_AP" for t in IOU_TYPES)])
+        columns = list(table[0]) if table else ["category_id", "name", *(f"{t}_AP" for t in IOU_TYPES)]
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in table)
     return path

@@ -4,9 +4,11 @@ pycocotools asserts, or fails with a TypeError, on the first detection it cannot
 up front. A file that is not a JSON list, or whose detections are all unusable, raises DataError (one line:
 `maskrcnn evaluate` exits 2). Single unusable detections are skipped with one warning line per kind:
 not an object; image_id not in the ground truth; category_id not in its categories; no finite score; neither
-a usable bbox nor a usable segmentation. Repaired: a polygon or uncompressed-RLE segmentation is converted to
+a usable bbox, segmentation or keypoints. Repaired: a polygon or uncompressed-RLE segmentation is converted to
 compressed RLE, a missing bbox is taken from the segmentation, a segmentation of another size than its image
-is dropped (the detection still counts for bbox AP).
+is dropped (the detection still counts for bbox AP), and so are keypoints that are not 3 numbers (x, y, v) for
+each keypoint its category names. A detection with keypoints but neither bbox nor segmentation counts for
+keypoint AP only (COCO's keypoint results format).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from .repair import is_id, is_number
 
 
 def load_results(path: Path, coco_gt: COCO) -> list[dict[str, Any]]:
-    """Detections {image_id, category_id, score, bbox [x, y, w, h] and/or segmentation (compressed RLE)}."""
+    """Detections {image_id, category_id, score, and at least one of bbox [x, y, w, h], segmentation (compressed
+    RLE), keypoints [x1, y1, v1, ...] (pixels)}."""
     try:
         items = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -64,13 +67,19 @@ def _check(item: object, coco_gt: COCO, issues: Issues, k: int) -> dict[str, Any
         detection["segmentation"] = rle
     elif "segmentation" in item:
         issues.add("segmentation unusable or of another size than its image, dropped", k, "positions")
+    named = len(coco_gt.cats[category_id].get("keypoints") or ())
+    keypoints = item.get("keypoints")
+    if named and isinstance(keypoints, list) and len(keypoints) == 3 * named and all(map(is_number, keypoints)):
+        detection["keypoints"] = [float(v) for v in keypoints]
+    elif "keypoints" in item:
+        issues.add("keypoints not 3 numbers per keypoint its category names, dropped", k, "positions")
     box = item.get("bbox")
     if isinstance(box, (list, tuple)) and len(box) == 4 and all(is_number(v) for v in box):
         detection["bbox"] = [float(v) for v in box]
     elif rle is not None:
         detection["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
-    else:
-        issues.add("neither a bbox nor a segmentation, skipped", k, "positions")
+    elif "keypoints" not in detection:
+        issues.add("no usable bbox, segmentation or keypoints, skipped", k, "positions")
         return None
     return detection
 

@@ -57,7 +57,8 @@ def score_model(args: argparse.Namespace) -> tuple[dict[str, Any], COCOEvaluator
 def score_results_file(
     data: Path, results: Path, output: Path, max_detections: int
 ) -> tuple[dict[str, Any], COCOEvaluator]:
-    """(metrics, evaluator) of a results file on the validated ground truth of `data`."""
+    """(metrics, evaluator) of a results file on the validated ground truth of `data`: bbox and segm AP, and
+    keypoint AP where the ground truth's categories name keypoints."""
     from .data import CocoDetection
     from .evaluate import warn_capped
     from .results import load_results
@@ -66,7 +67,10 @@ def score_results_file(
     coco = ground_truth.coco
     warn_capped(coco, max_detections, ground_truth.source)
     detections = load_results(results, coco)
-    evaluator = COCOEvaluator(coco, output=output, max_detections=max_detections)
+    keypoints = ("keypoints",) if any(c.get("keypoints") for c in coco.cats.values()) else ()
+    evaluator = COCOEvaluator(
+        coco, output=output, max_detections=max_detections, iou_types=("bbox", "segm", *keypoints)
+    )
     by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in coco.imgs}
     for d in detections:
         by_image[d["image_id"]].append(d)

@@ -83,7 +83,8 @@ def write_squares(
 
 
 def perfect_results(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ground truth of `data` as detections with score 1 (polygons as RLE, as models report masks)."""
+    """The ground truth of `data` as detections with score 1 (polygons as RLE, as models report masks; keypoints
+    where the annotation has them)."""
     sizes = {i["id"]: (i["height"], i["width"]) for i in data["images"]}
     results = []
     for a in data["annotations"]:
@@ -93,6 +94,8 @@ def perfect_results(data: dict[str, Any]) -> list[dict[str, Any]]:
             seg = {"size": rle["size"], "counts": rle["counts"].decode()}
         results.append({"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
                         "score": 1.0, "segmentation": seg})  # fmt: skip
+        if a.get("keypoints"):
+            results[-1]["keypoints"] = a["keypoints"]
     return results
 
 

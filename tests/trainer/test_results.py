@@ -51,3 +51,29 @@ def test_segmentation_only_polygon_and_mis_sized_results_are_repaired_or_dropped
         status, metrics, _ = evaluate_results(tiny_data, wrong, capsys)
     assert status == 0 and metrics["bbox_AP"] == 100 and metrics["segm_AP"] == 0
     assert "segmentation unusable or of another size than its image, dropped" in caplog.text
+
+
+def test_keypoint_results_are_scored_for_keypoint_ap_and_bad_keypoints_dropped(
+    tiny_keypoint_data: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """COCO's keypoint results format (no bbox, no segmentation) counts for keypoint AP only; keypoints that are
+    not 3 numbers per named keypoint are dropped and the detection kept for the rest."""
+    results = perfect_results(load(tiny_keypoint_data))
+    assert all(len(r["keypoints"]) == 12 for r in results)  # 4 named keypoints (x, y, v) per shape
+    status, metrics, _ = evaluate_results(tiny_keypoint_data, results, capsys)
+    assert status == 0 and metrics["bbox_AP"] == metrics["segm_AP"] == metrics["keypoints_AP"] == 100
+    keypoints_only = [{k: r[k] for k in ("image_id", "category_id", "score", "keypoints")} for r in results]
+    status, metrics, _ = evaluate_results(tiny_keypoint_data, keypoints_only, capsys)
+    assert status == 0 and metrics["keypoints_AP"] == 100 and metrics["bbox_AP"] == metrics["segm_AP"] == 0
+    short = [{**r, "keypoints": r["keypoints"][:9]} for r in results]
+    with caplog.at_level(logging.WARNING):
+        status, metrics, _ = evaluate_results(tiny_keypoint_data, short, capsys)
+    assert status == 0 and metrics["bbox_AP"] == 100 and metrics["keypoints_AP"] == 0
+    assert "keypoints not 3 numbers per keypoint its category names, dropped" in caplog.text
+
+
+def test_results_without_keypoint_ground_truth_have_no_keypoint_ap(
+    tiny_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, metrics, _ = evaluate_results(tiny_data, perfect_results(load(tiny_data)), capsys)
+    assert status == 0 and metrics["bbox_AP"] == 100 and not any(k.startswith("keypoints") for k in metrics)
