@@ -4,8 +4,9 @@ The file: Detectron2's own full-size `mask_rcnn_R_50_FPN_3x` built by its `build
 weights, calibrated as the test fixtures are (tests/fixtures/detectron2/record.py: unit-scale layers, lively
 class scores) so that the photo gets 100 detections and the mask branch runs, saved as a model-zoo `.pkl`.
 Detectron2 loads it through `DetectionCheckpointer` (`DefaultPredictor`); we load it through
-`models.detectron2.load(pkl, "d2:mask_rcnn_R_50_FPN_3x")`. Sides, in one process, taking turns, median of
---repeat runs after one warm-up each: Detectron2 `DefaultPredictor` (then its masks to COCO RLE, as a server
+`models.detectron2.load(pkl, "d2:mask_rcnn_R_50_FPN_3x")`. Sides take turns, median of --repeat runs after one
+warm-up each; Detectron2 runs in a process of its own with the C library's default settings, as its users run
+it (bench/side_process.py). Sides: Detectron2 `DefaultPredictor` (then its masks to COCO RLE, as a server
 answers), ours fp32 with the exact layout (bit-equal to Detectron2), ours fp32 with the fast layout (BatchNorm
 folded, channels-last; equal to float rounding), ours bf16 where the CPU has it. Agreement with Detectron2:
 detections, identical boxes, identical masks. Appended to bench/RESULTS.md.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import importlib.util
 import pickle
 import tempfile
@@ -30,7 +32,9 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from bench.pipeline import ROOT, compare, load_photo, machine_description, publish
+from bench.pipeline import ROOT, load_photo, machine_description, publish
+from bench.side_process import SideProcess
+from bench.timing import compare
 from models import InferenceOptions
 from models.detectron2 import load
 from models.inference import Predictor
@@ -106,14 +110,16 @@ def main() -> None:
         cfg, pkl = detectron2_file(Path(tmp), photo_bgr)
         model = load(pkl, ARCH)
         fast_model = load_like(model, dataclasses.replace(model.config, inference_layout="fast"))
+        detectron2 = SideProcess(functools.partial(detectron2_side, cfg, photo))  # reads the .pkl now
         sides = {
-            "Detectron2 DefaultPredictor": detectron2_side(cfg, photo),  # reads the .pkl here
+            "Detectron2 DefaultPredictor": detectron2,
             "ours fp32, exact layout": ours_side(Predictor(model), photo),
             "ours fp32, fast layout": ours_side(Predictor(fast_model), photo),
         }
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         sides["ours bf16, fast layout"] = ours_side(Predictor(fast_model, precision="bf16"), photo)
     stats = compare(sides, cpu, args.repeat)
+    detectron2.close()
     reference = stats["Detectron2 DefaultPredictor"]["out"]
     base = stats["Detectron2 DefaultPredictor"]["median"]
     lines = [
@@ -121,7 +127,8 @@ def main() -> None:
         "",
         f"`python -m bench.detectron2 --repeat {args.repeat}`: Detectron2's mask_rcnn_R_50_FPN_3x built by its own "
         f"code, seeded calibrated random weights, one model-zoo .pkl for both; photo {photo.shape[1]}x"
-        f"{photo.shape[2]}. Sides take turns; medians of {args.repeat}; masks to COCO RLE on every side.",
+        f"{photo.shape[2]}. Sides take turns, Detectron2 in a process of its own (C library defaults); medians of "
+        f"{args.repeat}; masks to COCO RLE on every side.",
         "",
         "| side | ms | speed-up over Detectron2 | detections | boxes identical | masks identical |",
         "|---|---|---|---|---|---|",

@@ -8,8 +8,10 @@ labels, scores and the 28x28 masks; the ONNX Runtime and OpenVINO sides then run
 (`models.postprocess.paste_masks`, `models.rle.encode`) on those. The graph bakes torchvision's score threshold
 in, so it is exported once per threshold.
 
-Sides, in one process, taking turns, median of --repeat runs after one warm-up each: torchvision eager (its own
-paste into full images, pycocotools encode, as bench/pipeline.py), ONNX Runtime (CPU provider, its default
+Sides take turns, median of --repeat runs after one warm-up each: torchvision eager (its own paste into full
+images, pycocotools encode, as bench/pipeline.py; in a process of its own with the C library's default
+settings, as its users run it: bench/side_process.py; and once more in this process, with the malloc
+settings our Predictor sets, which speed it up too), ONNX Runtime (CPU provider, its default
 threads, spin-waiting off), OpenVINO CPU at f32 (`INFERENCE_PRECISION_HINT`) and at its default precision
 (bf16 where the CPU has it), ours fp32 and bf16 (where `torch.ops.mkldnn._is_mkldnn_bf16_supported()`).
 Agreement of each side with torchvision fp32: detection count, same classes, min/mean mask IoU. Appended to
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import importlib.util
 import tempfile
 import time
@@ -41,20 +44,23 @@ import torchvision.models.detection.transform as tv_transform
 
 from bench.pipeline import (
     ROOT,
-    compare,
     load_photo,
     machine_description,
     mask_agreement,
     publish,
     random_weight_models,
     torchvision_pipeline,
+    torchvision_side,
 )
+from bench.side_process import SideProcess
+from bench.timing import compare
 from models import InferenceOptions
 from models.inference import Predictor
 from models.postprocess import paste_masks
 from models.rle import encode
 
 EXTRA = ("onnx", "onnxruntime", "openvino")
+HERE = "torchvision eager fp32, in this process"
 Side = Callable[[], list[list[dict]]]
 
 
@@ -150,8 +156,12 @@ def measure(
     export_onnx(reference, photo, onnx_path)
     export_s = time.perf_counter() - start
     options = InferenceOptions(score_thresh=threshold)
-    tv = torchvision_pipeline(reference, cpu)
-    sides: dict[str, Side] = {"torchvision eager fp32": lambda: tv([photo])}
+    tv = SideProcess(functools.partial(torchvision_side, reference, "cpu"))
+    here = torchvision_pipeline(reference, cpu)
+    sides: dict[str, Callable[[], object]] = {
+        "torchvision eager fp32": lambda: tv(images=[photo]),
+        HERE: lambda: here([photo]),  # with the malloc settings our Predictor gives this process
+    }
     sides.update(runtime_sides(onnx_path, photo))
     ours = {"ours fp32": Predictor(model)}
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
@@ -159,6 +169,7 @@ def measure(
     for name, predictor in ours.items():
         sides[name] = lambda p=predictor: p([photo], options)
     stats = compare(sides, cpu, repeat)
+    tv.close()
 
     base = stats["ours fp32"]["median"]
     reference_out = stats["torchvision eager fp32"]["out"][0]
@@ -205,8 +216,9 @@ def main() -> None:
         "",
         f"`python -m bench.peers --threshold {' '.join(map(str, args.threshold))} --repeat {args.repeat}`: "
         f"maskrcnn_resnet50_fpn, seeded random weights, photo {photo.shape[1]}x{photo.shape[2]}; onnxruntime "
-        f"{ort.__version__}, openvino {ov.__version__}. Sides take turns; medians of {args.repeat}. ONNX Runtime "
-        "and OpenVINO run torchvision's graph exported without the paste, then our paste + RLE.",
+        f"{ort.__version__}, openvino {ov.__version__}. Sides take turns; medians of {args.repeat}. torchvision "
+        "eager runs in a process of its own (C library defaults), and once more in this one. ONNX Runtime and "
+        "OpenVINO run torchvision's graph exported without the paste, then our paste + RLE.",
         "",
     ]
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,6 +51,6 @@ def test_every_side_runs_on_tiny_models(tmp_path: Path) -> None:
     lines = peers.measure(reference, model, photo, 0.0, 1, tmp_path)
     rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| side")]
     names = [row.split(" | ")[0].removeprefix("| ") for row in rows]
-    assert names[:3] == ["torchvision eager fp32", "ONNX Runtime (CPU)", "OpenVINO f32"]
-    assert names[3].startswith("OpenVINO default") and "ours fp32" in names
+    assert names[:4] == ["torchvision eager fp32", peers.HERE, "ONNX Runtime (CPU)", "OpenVINO f32"]
+    assert names[4].startswith("OpenVINO default") and "ours fp32" in names
     assert any("faster" in ln for ln in lines)
