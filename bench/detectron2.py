@@ -111,15 +111,15 @@ def main() -> None:
         model = load(pkl, ARCH)
         fast_model = load_like(model, dataclasses.replace(model.config, inference_layout="fast"))
         detectron2 = SideProcess(functools.partial(detectron2_side, cfg, photo))  # reads the .pkl now
+    with detectron2:
         sides = {
             "Detectron2 DefaultPredictor": detectron2,
             "ours fp32, exact layout": ours_side(Predictor(model), photo),
             "ours fp32, fast layout": ours_side(Predictor(fast_model), photo),
         }
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        sides["ours bf16, fast layout"] = ours_side(Predictor(fast_model, precision="bf16"), photo)
-    stats = compare(sides, cpu, args.repeat)
-    detectron2.close()
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            sides["ours bf16, fast layout"] = ours_side(Predictor(fast_model, precision="bf16"), photo)
+        stats = compare(sides, cpu, args.repeat)
     reference = stats["Detectron2 DefaultPredictor"]["out"]
     base = stats["Detectron2 DefaultPredictor"]["median"]
     lines = [

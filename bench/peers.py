@@ -156,20 +156,19 @@ def measure(
     export_onnx(reference, photo, onnx_path)
     export_s = time.perf_counter() - start
     options = InferenceOptions(score_thresh=threshold)
-    tv = SideProcess(functools.partial(torchvision_side, reference, "cpu"))
-    here = torchvision_pipeline(reference, cpu)
-    sides: dict[str, Callable[[], object]] = {
-        "torchvision eager fp32": lambda: tv(images=[photo]),
-        HERE: lambda: here([photo]),  # with the malloc settings our Predictor gives this process
-    }
-    sides.update(runtime_sides(onnx_path, photo))
-    ours = {"ours fp32": Predictor(model)}
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        ours["ours bf16"] = Predictor(model, precision="bf16")
-    for name, predictor in ours.items():
-        sides[name] = lambda p=predictor: p([photo], options)
-    stats = compare(sides, cpu, repeat)
-    tv.close()
+    with SideProcess(functools.partial(torchvision_side, reference, "cpu")) as tv:
+        here = torchvision_pipeline(reference, cpu)
+        sides: dict[str, Callable[[], object]] = {
+            "torchvision eager fp32": lambda: tv(images=[photo]),
+            HERE: lambda: here([photo]),  # with the malloc settings our Predictor gives this process
+        }
+        sides.update(runtime_sides(onnx_path, photo))
+        ours = {"ours fp32": Predictor(model)}
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            ours["ours bf16"] = Predictor(model, precision="bf16")
+        for name, predictor in ours.items():
+            sides[name] = lambda p=predictor: p([photo], options)
+        stats = compare(sides, cpu, repeat)
 
     base = stats["ours fp32"]["median"]
     reference_out = stats["torchvision eager fp32"]["out"][0]

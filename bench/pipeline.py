@@ -135,9 +135,23 @@ def main() -> None:
         print(text, flush=True)
         lines.append(text)
 
-    tv = SideProcess(functools.partial(torchvision_side, reference, str(device)), device)
+    with SideProcess(functools.partial(torchvision_side, reference, str(device)), device) as tv:
+        _race(report, tv, reference, model, photo, device, args.repeat)
+    publish(lines, args.results, echo=False)
+
+
+def _race(
+    report: Callable[[str], None],
+    tv: SideProcess,
+    reference: torch.nn.Module,
+    model: torch.nn.Module,
+    photo: torch.Tensor,
+    device: torch.device,
+    repeat: int,
+) -> None:
+    """The table's rows: the post-process alone (CPU), then end to end at fp32 and at the reduced precision."""
     fp32 = Predictor(model, device=device)
-    report(f"photo {photo.shape[1]}x{photo.shape[2]}, score threshold 0 (100 detections), median of {args.repeat}")
+    report(f"photo {photo.shape[1]}x{photo.shape[2]}, score threshold 0 (100 detections), median of {repeat}")
     report("")
     report("| what | torchvision | ours | ratio | peak mem tv / ours | output |")
     report("|---|---|---|---|---|---|")
@@ -168,7 +182,7 @@ def main() -> None:
         sides = {"tv": tv_side, "ours": lambda im=images, p=predictor: p(im, OPTIONS)}
         if precision == "fp32":  # torchvision once more in this process, with the malloc settings ours gave it
             sides["tv here"] = lambda im=images: torchvision_side(reference, str(device))(im, ieee=True)
-        stats = compare(sides, device, args.repeat)
+        stats = compare(sides, device, repeat)
         ours_out = stats["ours"]["out"][0]
         if precision == "fp32":
             baseline = ours_out
@@ -183,8 +197,6 @@ def main() -> None:
             note = f"mean mask IoU vs our fp32 {mean:.4f} (min {lo:.4f})"
         ips = f"{batch / stats['tv']['median']:.2f} vs {batch / stats['ours']['median']:.2f} img/s"
         _row(report, f"end to end {precision}, batch {batch} ({ips})", stats, note)
-    tv.close()
-    publish(lines, args.results, echo=False)
 
 
 def _row(report: Callable[[str], None], what: str, stats: dict, note: str) -> None:

@@ -10,13 +10,16 @@ sides still take turns, the child timing each of its runs itself (`Measured`), s
     with SideProcess(functools.partial(build, model, photo)) as reference:
         stats = compare({"torchvision": reference, "ours": ours}, device, repeat)
 
-`build` and its arguments cross to the child by pickle: a module-level function with picklable arguments.
+`build` and its arguments cross to the child as one plain pickle, so a model among them arrives as a private
+copy, as a user's process would hold it (multiprocessing's own pickler would move its tensors to shared memory,
+in /dev/shm and in the caller too): a module-level function with picklable arguments.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import pickle
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +48,8 @@ class SideProcess:
     def __init__(self, build: Callable[[], Callable[..., object]], device: torch.device | str = "cpu") -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
-        self._child = context.Process(target=_serve, args=(child_conn, build, str(device)), daemon=True)
+        payload = pickle.dumps(build)  # before the child starts: an unpicklable build raises here
+        self._child = context.Process(target=_serve, args=(child_conn, payload, str(device)), daemon=True)
         self._child.start()
         child_conn.close()
         try:
@@ -62,6 +66,7 @@ class SideProcess:
         try:
             ok, value = self._conn.recv()
         except EOFError:
+            self._child.join(timeout=5)  # reaped, so that its exit code is known
             raise RuntimeError(f"the side's process ended (exit code {self._child.exitcode})") from None
         if not ok:
             raise RuntimeError(f"the side failed in its process:\n{value}")
@@ -75,6 +80,7 @@ class SideProcess:
             self._child.join(timeout=30)
         if self._child.is_alive():
             self._child.kill()
+            self._child.join()
         self._conn.close()
 
     def __enter__(self) -> SideProcess:
@@ -84,17 +90,21 @@ class SideProcess:
         self.close()
 
 
-def _serve(conn: Connection, build: Callable[[], Callable[..., object]], device: str) -> None:
+def _serve(conn: Connection, payload: bytes, device: str) -> None:
+    """The child: build the side, then run it once per call until None arrives or the caller is gone."""
     try:
-        side = build()
+        side = pickle.loads(payload)()
     except Exception:
         conn.send((False, traceback.format_exc()))
         return
     conn.send((True, None))
-    while (call := conn.recv()) is not None:
-        try:
-            with PeakMemory(torch.device(device)) as mem:
-                seconds, out = timed(lambda: side(**call.kwargs), torch.device(device))
-            conn.send((True, Measured(seconds, mem.peak_bytes, out)))
-        except Exception:
-            conn.send((False, traceback.format_exc()))
+    try:
+        while (call := conn.recv()) is not None:
+            try:
+                with PeakMemory(torch.device(device)) as mem:
+                    seconds, out = timed(lambda: side(**call.kwargs), torch.device(device))
+                conn.send((True, Measured(seconds, mem.peak_bytes, out)))
+            except Exception:
+                conn.send((False, traceback.format_exc()))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the caller ended or was interrupted: nothing left to answer

@@ -7,8 +7,9 @@ not an object; image_id not in the ground truth; category_id not in its categori
 a usable bbox, segmentation or keypoints. Repaired: a polygon or uncompressed-RLE segmentation is converted to
 compressed RLE, a missing bbox is taken from the segmentation, a segmentation of another size than its image
 is dropped (the detection still counts for bbox AP), and so are keypoints that are not 3 numbers (x, y, v) for
-each keypoint its category names. A detection with keypoints but neither bbox nor segmentation counts for
-keypoint AP only (COCO's keypoint results format).
+each keypoint its category names (ignored without a warning where the category names none: there is no keypoint
+AP to score). A detection with keypoints but neither bbox nor segmentation counts for keypoint AP only (COCO's
+keypoint results format).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _check(item: object, coco_gt: COCO, issues: Issues, k: int) -> dict[str, Any
     keypoints = item.get("keypoints")
     if named and isinstance(keypoints, list) and len(keypoints) == 3 * named and all(map(is_number, keypoints)):
         detection["keypoints"] = [float(v) for v in keypoints]
-    elif "keypoints" in item:
+    elif named and keypoints is not None:  # (a category without keypoint names has no keypoint AP to score)
         issues.add("keypoints not 3 numbers per keypoint its category names, dropped", k, "positions")
     box = item.get("bbox")
     if isinstance(box, (list, tuple)) and len(box) == 4 and all(is_number(v) for v in box):

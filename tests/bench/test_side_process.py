@@ -39,6 +39,20 @@ def _faults() -> object:
     return run
 
 
+def _holding(weights: torch.Tensor) -> object:
+    def run() -> tuple[bool, float]:
+        return weights.is_shared(), float(weights.sum())
+
+    return run
+
+
+def _exiting() -> object:
+    def run() -> None:
+        os._exit(3)
+
+    return run
+
+
 def _broken_build() -> object:
     raise ValueError("no such model file")
 
@@ -83,3 +97,15 @@ def test_compare_takes_a_measured_sides_own_time_memory_and_output() -> None:
     assert stats["measured"]["out"] == "theirs" and stats["plain"]["out"] == "ours"
     assert 0 < stats["plain"]["median"] < 7.0
     assert calls == ["measured", "plain"] * 4  # one warm-up each, then turns
+
+
+def test_a_model_reaches_the_child_as_a_private_copy_not_shared_memory() -> None:
+    weights = torch.ones(1000)
+    with SideProcess(functools.partial(_holding, weights)) as side:
+        assert side().out == (False, 1000.0)  # not in /dev/shm in the child
+    assert not weights.is_shared()  # nor moved there in the caller
+
+
+def test_a_child_that_dies_is_reported_with_its_exit_code() -> None:
+    with SideProcess(_exiting) as side, pytest.raises(RuntimeError, match="exit code 3"):
+        side()

@@ -38,7 +38,7 @@ print(out[0])
 """
 
 
-def _faults(mode: str) -> int:
+def _faults(mode: str) -> float:
     done = subprocess.run([sys.executable, "-c", PROGRAM, mode], capture_output=True, text=True, check=True)
     return float(done.stdout.strip())
 

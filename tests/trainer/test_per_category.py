@@ -51,9 +51,14 @@ def test_per_category_file_of_another_format_is_refused_before_scoring(
 
 
 def test_keypoint_sets_get_a_keypoint_ap_column(tiny_keypoint_data: Path, tmp_path: Path) -> None:
-    assert _evaluate(tiny_keypoint_data, tmp_path, tmp_path / "ap.csv") == 0
+    """Every category present that names keypoints scores 100; one that names none has no keypoint AP."""
+    data = edited_copy(
+        tiny_keypoint_data, tmp_path / "data", lambda d: d["categories"].append({"id": 9, "name": "hexagon"})
+    )
+    assert _evaluate(data, tmp_path, tmp_path / "ap.csv") == 0
     with (tmp_path / "ap.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["category_id", "name", "bbox_AP", "segm_AP", "keypoints_AP"]
-    present = {a["category_id"] for a in load(tiny_keypoint_data)["annotations"]}
-    assert present and all(r["keypoints_AP"] == "100.0" for r in rows if int(r["category_id"]) in present)
+        rows = {int(r["category_id"]): r for r in csv.DictReader(f)}
+    assert list(rows[9]) == ["category_id", "name", "bbox_AP", "segm_AP", "keypoints_AP"]
+    present = {a["category_id"] for a in load(data)["annotations"]}
+    assert present and all(rows[c]["keypoints_AP"] == "100.0" for c in present)
+    assert rows[9]["keypoints_AP"] == ""  # names no keypoints

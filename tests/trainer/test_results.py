@@ -65,6 +65,9 @@ def test_keypoint_results_are_scored_for_keypoint_ap_and_bad_keypoints_dropped(
     keypoints_only = [{k: r[k] for k in ("image_id", "category_id", "score", "keypoints")} for r in results]
     status, metrics, _ = evaluate_results(tiny_keypoint_data, keypoints_only, capsys)
     assert status == 0 and metrics["keypoints_AP"] == 100 and metrics["bbox_AP"] == metrics["segm_AP"] == 0
+    mixed = results[:1] + keypoints_only[1:]  # pycocotools reads every detection as it reads the first one
+    status, metrics, _ = evaluate_results(tiny_keypoint_data, mixed, capsys)
+    assert status == 0 and metrics["keypoints_AP"] == 100 and 0 < metrics["bbox_AP"] < 100
     short = [{**r, "keypoints": r["keypoints"][:9]} for r in results]
     with caplog.at_level(logging.WARNING):
         status, metrics, _ = evaluate_results(tiny_keypoint_data, short, capsys)
@@ -72,8 +75,12 @@ def test_keypoint_results_are_scored_for_keypoint_ap_and_bad_keypoints_dropped(
     assert "keypoints not 3 numbers per keypoint its category names, dropped" in caplog.text
 
 
-def test_results_without_keypoint_ground_truth_have_no_keypoint_ap(
-    tiny_data: Path, capsys: pytest.CaptureFixture[str]
+def test_keypoints_on_a_set_without_keypoint_names_are_ignored_quietly(
+    tiny_data: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    status, metrics, _ = evaluate_results(tiny_data, perfect_results(load(tiny_data)), capsys)
+    """A keypoint model's results scored on a box/mask set: bbox and segm AP, no keypoint AP, no warning."""
+    results = [{**r, "keypoints": [1.0, 2.0, 2.0]} for r in perfect_results(load(tiny_data))]
+    with caplog.at_level(logging.WARNING):
+        status, metrics, _ = evaluate_results(tiny_data, results, capsys)
     assert status == 0 and metrics["bbox_AP"] == 100 and not any(k.startswith("keypoints") for k in metrics)
+    assert "keypoints" not in caplog.text
