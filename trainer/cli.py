@@ -162,7 +162,9 @@ def evaluate(argv: list[str]) -> int:
         metavar="N",
         help="detections scored per image (COCOeval's maxDets, default 100 as in COCO); the model returns up to 100",
     )
-    p.add_argument("--per-category", metavar="FILE", help="write per-category bbox and segm AP (.json or .csv)")
+    p.add_argument(
+        "--per-category", metavar="FILE", help="write per-category bbox, segm (and keypoint) AP (.json or .csv)"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from models.weights import WeightsError
