@@ -84,6 +84,11 @@ class ImageHeader:
         """The most memory `decode` holds at once for this image, in bytes (see DECODE_BYTES_PER_PIXEL)."""
         return self.width * self.height * DECODE_BYTES_PER_PIXEL.get(self.format, OTHER_BYTES_PER_PIXEL)
 
+    @property
+    def pixel_bytes(self) -> int:
+        """The decoded image's size, in bytes: the RGB uint8 pixels `decode` returns (3 per pixel)."""
+        return self.width * self.height * 3
+
 
 @dataclass(frozen=True)
 class DecodedImage:

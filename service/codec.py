@@ -3,9 +3,10 @@
 Decoding itself is `models.image` (the one decoder of the service, the trainer and the evaluator: EXIF
 orientation, every pixel mode to 8-bit RGB, the pixel cap checked on the header). This module adds what HTTP
 needs: only JPEG, PNG, WebP and BMP are parsed (`Image.open(..., formats=...)` never hands the bytes to another
-plugin), errors become `ApiError`s with their status, and `DecodeBudget` bounds the memory that concurrent
-decodes hold together: each one reserves its image's worst-case decode memory, read from the header, before a
-pixel is decoded, and waits while the others hold the budget.
+plugin), errors become `ApiError`s with their status, and `DecodeBudget` bounds the memory that requests'
+images hold together: a request reserves its images' worst case, read from their headers (`request_bytes`),
+before a pixel is decoded, waits while others hold the budget, and keeps the decoded pixels' share until it
+has answered (they wait in the batcher's queue and go through the model meanwhile).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from .errors import ApiError
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 _STATUS = {"too_many_pixels": 413, "unsupported_format": 415}  # every other decode error is a 422
 
-__all__ = ["FORMATS", "DecodeBudget", "DecodedImage", "decode", "max_decode_bytes", "probe"]
+__all__ = [
+    "FORMATS",
+    "DecodeBudget",
+    "DecodedImage",
+    "Reservation",
+    "decode",
+    "max_decode_bytes",
+    "probe",
+    "request_bytes",
+]
 
 
 def probe(data: bytes, max_pixels: int, name: str = "image") -> ImageHeader:
@@ -49,13 +59,37 @@ def max_decode_bytes(max_pixels: int) -> int:
     return max_pixels * max(image.DECODE_BYTES_PER_PIXEL[f] for f in FORMATS)
 
 
-class DecodeBudget:
-    """Bytes of decode memory shared by all concurrent decodes (asyncio; the decodes run in worker threads).
+def request_bytes(headers: list[ImageHeader]) -> int:
+    """The most memory a request's images hold at once, decoded one after the other: every decoded image
+    (`pixel_bytes`) plus the largest extra that decoding one of them takes on top of its pixels."""
+    return sum(h.pixel_bytes for h in headers) + max((h.decode_bytes - h.pixel_bytes for h in headers), default=0)
 
-    `reserve(n, timeout)` waits until n bytes are free, holds them while the block runs, then frees them, in
-    arrival order (a large image is not starved by a stream of small ones); TimeoutError after `timeout`
-    seconds. n above the total raises ValueError: the settings guarantee that no accepted image needs more
-    than the whole budget.
+
+class Reservation:
+    """Bytes held in a `DecodeBudget`; `shrink` gives back all but some of them, `release` the rest."""
+
+    def __init__(self, budget: DecodeBudget, nbytes: int) -> None:
+        self._budget, self.nbytes = budget, nbytes
+
+    def shrink(self, nbytes: int) -> None:
+        """Keep only min(nbytes, held) bytes; the others are free for waiting requests at once."""
+        keep = max(0, min(nbytes, self.nbytes))
+        self._budget._release(self.nbytes - keep)
+        self.nbytes = keep
+
+    def release(self) -> None:
+        """Give back everything still held (again: nothing)."""
+        self.shrink(0)
+
+
+class DecodeBudget:
+    """Bytes of image memory shared by all requests in flight (asyncio; the decodes run in worker threads).
+
+    `acquire(n, timeout)` waits until n bytes are free and returns them as a `Reservation`, in arrival order
+    (a large request is not starved by a stream of small ones); TimeoutError after `timeout` seconds.
+    `reserve(n, timeout)` is the same as an async context manager that releases on exit. n above the total
+    raises ValueError: callers refuse such requests first (the settings guarantee that one image at the pixel
+    cap fits).
     """
 
     def __init__(self, total: int) -> None:
@@ -69,7 +103,14 @@ class DecodeBudget:
         return self.total - self._free
 
     @contextlib.asynccontextmanager
-    async def reserve(self, nbytes: int, timeout: float | None = None) -> AsyncIterator[None]:
+    async def reserve(self, nbytes: int, timeout: float | None = None) -> AsyncIterator[Reservation]:
+        held = await self.acquire(nbytes, timeout)
+        try:
+            yield held
+        finally:
+            held.release()
+
+    async def acquire(self, nbytes: int, timeout: float | None = None) -> Reservation:
         if nbytes > self.total:
             raise ValueError(f"a decode of {nbytes} bytes can never fit the budget of {self.total}")
         if self._waiters or nbytes > self._free:
@@ -88,10 +129,7 @@ class DecodeBudget:
                 raise
         else:
             self._take(nbytes)
-        try:
-            yield
-        finally:
-            self._release(nbytes)
+        return Reservation(self, nbytes)
 
     def _release(self, nbytes: int) -> None:
         self._free += nbytes

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 2**20, ge=1024, description="request body cap (per image for /detect/batch)")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="width x height cap, checked before decoding")
     decode_memory_bytes: int = Field(
-        DEFAULT_DECODE_MEMORY, ge=1, description="memory all concurrent decodes may hold together, in bytes"
+        DEFAULT_DECODE_MEMORY,
+        ge=1,
+        description="memory all requests' images may hold together, decoding and decoded, in bytes",
     )
     max_batch_images: int = Field(16, ge=1, le=256, description="files per /detect/batch request")
     api_key: SecretStr | None = Field(None, description="when set, every route but /healthz and /readyz needs it")

@@ -39,7 +39,10 @@ class Metrics:
         self.ready = Gauge("maskrcnn_ready", "1 once the model is loaded and warmed up", registry=r)
         self.gpu_memory = Gauge("maskrcnn_gpu_memory_bytes", "CUDA memory of this process", ["kind"], registry=r)
         self.decode_memory = Gauge(
-            "maskrcnn_decode_memory_bytes", "decode memory reserved: in_use, peak, budget", ["kind"], registry=r
+            "maskrcnn_decode_memory_bytes",
+            "image memory reserved by requests (decoding and decoded images in flight): in_use, peak, budget",
+            ["kind"],
+            registry=r,
         )
         self._device: torch.device | None = None
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from models import Detections
+from models.image import ImageHeader
 from models.keypoint_names import skeleton
 
 from . import codec, visualize
@@ -53,7 +54,19 @@ class Pipeline:
     budget: DecodeBudget
 
     async def __call__(self, files: list[UploadFile]) -> list[Answer]:
-        decoded, decode_s = await self._decode(files)
+        start = time.perf_counter()
+        uploads = await self._probe(files)
+        held = await self._reserve([header for _, _, header in uploads], start)
+        try:
+            decoded = await self._decode(uploads)
+            held.shrink(sum(header.pixel_bytes for _, _, header in uploads))  # the decoded pixels stay held
+            decode_s = time.perf_counter() - start
+            self.metrics.stage_seconds.labels("decode").observe(decode_s)
+            return await self._infer(decoded, decode_s)
+        finally:
+            held.release()
+
+    async def _infer(self, decoded: list[codec.DecodedImage], decode_s: float) -> list[Answer]:
         jobs = [self.batcher.new_job(d.pixels, self.params, self.settings.request_timeout_s) for d in decoded]
         self.batcher.submit(jobs)
         disconnected = asyncio.ensure_future(_client_gone(self.request))
@@ -70,31 +83,53 @@ class Pipeline:
             for job, det, image in zip(jobs, detections, decoded, strict=True)
         ]
 
-    async def _decode(self, files: list[UploadFile]) -> tuple[list[codec.DecodedImage], float]:
-        """All files decoded (off the event loop) before any is submitted: one bad file fails only its request.
-
-        Each decode first reserves its worst-case memory (from the header) in the shared budget, waiting while
-        other requests' decodes hold it, up to the request timeout (then 503 + Retry-After).
-        """
-        start = time.perf_counter()
-        deadline = start + self.settings.request_timeout_s
-        decoded = []
+    async def _probe(self, files: list[UploadFile]) -> list[tuple[str, bytes, ImageHeader]]:
+        """(name, bytes, header) of every file, each header checked (4xx) before anything is reserved."""
+        uploads = []
         for i, upload in enumerate(files):
             data = await upload.read()
             name = "image" if len(files) == 1 else f"images[{i}]"
             try:
                 header = await run_in_threadpool(codec.probe, data, self.settings.max_image_pixels, name)
-                async with self.budget.reserve(header.decode_bytes, deadline - time.perf_counter()):
-                    decoded.append(await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, name))
-            except TimeoutError:
-                self.metrics.rejections.labels("decode_busy").inc()
-                raise unavailable("decode_busy", "too many large images are being decoded; retry later") from None
             except ApiError as exc:
                 self.metrics.rejections.labels(exc.code).inc()
                 raise
-        elapsed = time.perf_counter() - start
-        self.metrics.stage_seconds.labels("decode").observe(elapsed)
-        return decoded, elapsed
+            uploads.append((name, data, header))
+        return uploads
+
+    async def _reserve(self, headers: list[ImageHeader], start: float) -> codec.Reservation:
+        """The request's image memory (`codec.request_bytes`) from the shared budget, held until it has answered.
+
+        Waits while other requests hold it, up to the request timeout (then 503 + Retry-After); a request
+        that needs more than the whole budget gets 413 at once.
+        """
+        nbytes = codec.request_bytes(headers)
+        if nbytes > self.budget.total:
+            self.metrics.rejections.labels("images_too_large").inc()
+            raise ApiError(
+                413,
+                "images_too_large",
+                f"these {len(headers)} images need {nbytes >> 20} MiB to decode and hold, more than the server's "
+                f"image memory of {self.budget.total >> 20} MiB (MASKRCNN_DECODE_MEMORY_BYTES); send fewer or "
+                "smaller images per request",
+            )
+        try:
+            return await self.budget.acquire(nbytes, start + self.settings.request_timeout_s - time.perf_counter())
+        except TimeoutError:
+            self.metrics.rejections.labels("decode_busy").inc()
+            raise unavailable("decode_busy", "too many large images are in flight; retry later") from None
+
+    async def _decode(self, uploads: list[tuple[str, bytes, ImageHeader]]) -> list[codec.DecodedImage]:
+        """All files decoded (off the event loop, one after the other) before any is submitted: one bad file
+        fails only its request."""
+        decoded = []
+        for name, data, _ in uploads:
+            try:
+                decoded.append(await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, name))
+            except ApiError as exc:
+                self.metrics.rejections.labels(exc.code).inc()
+                raise
+        return decoded
 
     async def _answer(self, job: Job, det: Detections, image: codec.DecodedImage, decode_s: float) -> Answer:
         """Post-process one image's detections (off the event loop) and time every stage it went through."""

@@ -66,7 +66,8 @@ class NotFoundError(APIStatusError):
 
 
 class PayloadTooLargeError(APIStatusError):
-    """413: body over the byte cap, or image over the pixel cap."""
+    """413: body over the byte cap, image over the pixel cap, or a request whose images together need more than
+    the server's image memory (`images_too_large`)."""
 
 
 class UnsupportedMediaTypeError(APIStatusError):

@@ -1,10 +1,14 @@
-"""Concurrent decodes share one memory budget: each reserves its image's worst-case decode memory (read from
-the header) before decoding, so N simultaneous large uploads cannot hold more than the settings allow."""
+"""Requests share one image-memory budget: each reserves its images' worst case (read from the headers) before
+decoding and keeps its decoded pixels' share until it has answered, so N simultaneous large uploads, decoding or
+waiting for the model, cannot hold more than the settings allow; a request that could never fit gets 413."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -12,8 +16,8 @@ import pytest
 from PIL import Image
 from service_helpers import LiveServer, encode
 
-from models.image import DECODE_BYTES_PER_PIXEL
-from service.codec import DecodeBudget
+from models.image import DECODE_BYTES_PER_PIXEL, ImageHeader
+from service.codec import DecodeBudget, request_bytes
 
 
 def test_budget_holds_reservations_within_its_total_in_arrival_order() -> None:
@@ -88,3 +92,91 @@ def test_simultaneous_large_uploads_stay_within_the_decode_budget(make_server) -
     assert _gauge(text, "budget") == budget
     assert cost <= _gauge(text, "peak") <= budget  # at most budget // cost decodes at once, never all 8
     assert _gauge(text, "in_use") == 0
+
+
+def test_request_bytes_are_every_decoded_image_plus_the_largest_decode_on_top() -> None:
+    png, jpeg = ImageHeader(100, 10, "RGB", "PNG", 1), ImageHeader(50, 10, "RGB", "JPEG", 1)
+    assert request_bytes([png]) == png.decode_bytes == 1000 * 8
+    assert request_bytes([png, jpeg]) == 3000 + 1500 + max(5000, 5000)  # JPEG: 13 - 3 per pixel on top
+    assert request_bytes([]) == 0
+
+
+def test_a_shrunk_reservation_lets_a_waiting_one_in_at_once() -> None:
+    async def main() -> list[str]:
+        budget, order = DecodeBudget(100), []
+        held = await budget.acquire(90)
+
+        async def waiter() -> None:
+            async with budget.reserve(50):
+                order.append("waiter")
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0.01)
+        order.append("shrink")
+        held.shrink(30)  # 60 free now: the waiter fits
+        await task
+        held.release()
+        held.release()  # twice: nothing more
+        assert budget.in_use == 0
+        return order
+
+    assert asyncio.run(main()) == ["shrink", "waiter"]
+
+
+def _hold_model(server: LiveServer) -> tuple[threading.Event, threading.Event]:
+    """Make `server`'s model runs wait for the returned `released` event; `running` is set when one starts."""
+    running, released = threading.Event(), threading.Event()
+    engine = server.app.state.engine
+    real_run = engine.run
+
+    def held_run(jobs: list) -> list:
+        running.set()
+        assert released.wait(30)
+        return real_run(jobs)
+
+    object.__setattr__(engine, "run", held_run)  # this server's engine only (a frozen dataclass)
+    return running, released
+
+
+def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_cannot_fit_gets_413(make_server) -> None:
+    side = 1000
+    budget = side * side * max(DECODE_BYTES_PER_PIXEL.values())  # the least the settings accept: 17 MB
+    server: LiveServer = make_server(max_image_pixels=side * side, decode_memory_bytes=budget, max_batch_size=4)
+    png = encode(Image.new("RGB", (side, side), (90, 120, 40)), "PNG")  # decodes in 8 B/pixel, holds 3
+    files = [("images", (f"{i}.png", png, "image/png")) for i in range(5)]
+    with server.client() as client:
+        error = client.post("/detect/batch", files=files)  # 5 x 3 MB held + 5 MB to decode one > 17 MB
+    assert error.status_code == 413 and error.json()["error"]["code"] == "images_too_large"
+    assert "MASKRCNN_DECODE_MEMORY_BYTES" in error.json()["error"]["message"]
+    running, released = _hold_model(server)
+    state = server.app.state
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, route: str, upload: list) -> None:
+        answers[name] = httpx.post(f"{server.url}{route}", files=upload, timeout=30)
+
+    first = threading.Thread(target=post, args=("batch", "/detect/batch", files[:4]))
+    second = threading.Thread(target=post, args=("single", "/detect", [("image", ("x.png", png, "image/png"))]))
+    first.start()
+    try:
+        assert running.wait(20)
+        assert state.decode_budget.in_use == 4 * side * side * 3  # decoded, waiting for the model: still held
+        second.start()  # needs 8 MB with 5 MB free: waits for the batch to answer, not decoded yet
+        assert _until(lambda: len(state.decode_budget._waiters) == 1)
+        assert state.decode_budget.in_use == 4 * side * side * 3 and state.batcher.depth == 0
+    finally:
+        released.set()
+        first.join(30)
+        if second.ident is not None:  # started
+            second.join(30)
+    assert answers["batch"].status_code == answers["single"].status_code == 200
+    assert state.decode_budget.in_use == 0 and state.decode_budget.peak <= budget
+
+
+def _until(condition: Callable[[], bool], timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
