@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -137,8 +138,10 @@ class Batcher:
                     raise asyncio.CancelledError("client disconnected")
                 pending -= done
         finally:
-            for fut in futures:
-                fut.cancel()  # no-op for finished ones; frees the slot of the others
+            for job in jobs:
+                if job.future.cancel():  # not finished: its queue slot and its pixels are freed now
+                    with contextlib.suppress(ValueError):  # (not there when its batch already took it)
+                        self._queue.remove(job)
         if pending:
             self._on_reject("timeout")
             raise timed_out()

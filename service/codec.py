@@ -102,6 +102,11 @@ class DecodeBudget:
     def in_use(self) -> int:
         return self.total - self._free
 
+    @property
+    def waiting(self) -> int:
+        """Reservations waiting for memory now."""
+        return len(self._waiters)
+
     @contextlib.asynccontextmanager
     async def reserve(self, nbytes: int, timeout: float | None = None) -> AsyncIterator[Reservation]:
         held = await self.acquire(nbytes, timeout)

@@ -53,7 +53,8 @@ class Metrics:
             self._device = device
 
     def watch_decodes(self, in_use: Callable[[], int], peak: Callable[[], int], budget: int) -> None:
-        """Decode memory reserved now and at most so far, against the budget, read when scraped."""
+        """Image memory reserved now and at most so far (decoding and decoded images in flight), against the
+        budget, read when scraped."""
         self.decode_memory.labels("in_use").set_function(in_use)
         self.decode_memory.labels("peak").set_function(peak)
         self.decode_memory.labels("budget").set(budget)

@@ -5,7 +5,9 @@ the decode memory budget, submit to the batcher, post-process in a worker thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, NamedTuple
 
@@ -54,15 +56,22 @@ class Pipeline:
     budget: DecodeBudget
 
     async def __call__(self, files: list[UploadFile]) -> list[Answer]:
+        async with self.answers(files) as answers:
+            return answers
+
+    @contextlib.asynccontextmanager
+    async def answers(self, files: list[UploadFile]) -> AsyncIterator[list[Answer]]:
+        """The request's answers, its images' memory held in the budget until the block ends (so that work on
+        the decoded pixels after answering, such as drawing them, is inside it too)."""
         start = time.perf_counter()
-        uploads = await self._probe(files)
-        held = await self._reserve([header for _, _, header in uploads], start)
+        headers = await self._probe(files)
+        held = await self._reserve(headers, start)
         try:
-            decoded = await self._decode(uploads)
-            held.shrink(sum(header.pixel_bytes for _, _, header in uploads))  # the decoded pixels stay held
+            decoded = await self._decode(files)
+            held.shrink(sum(header.pixel_bytes for header in headers))  # the decoded pixels stay held
             decode_s = time.perf_counter() - start
             self.metrics.stage_seconds.labels("decode").observe(decode_s)
-            return await self._infer(decoded, decode_s)
+            yield await self._infer(decoded, decode_s)
         finally:
             held.release()
 
@@ -83,19 +92,19 @@ class Pipeline:
             for job, det, image in zip(jobs, detections, decoded, strict=True)
         ]
 
-    async def _probe(self, files: list[UploadFile]) -> list[tuple[str, bytes, ImageHeader]]:
-        """(name, bytes, header) of every file, each header checked (4xx) before anything is reserved."""
-        uploads = []
+    async def _probe(self, files: list[UploadFile]) -> list[ImageHeader]:
+        """Every file's header, each checked (4xx) before anything is reserved; no file's bytes are kept."""
+        headers = []
         for i, upload in enumerate(files):
-            data = await upload.read()
-            name = "image" if len(files) == 1 else f"images[{i}]"
+            data = await _read(upload)
             try:
-                header = await run_in_threadpool(codec.probe, data, self.settings.max_image_pixels, name)
+                headers.append(
+                    await run_in_threadpool(codec.probe, data, self.settings.max_image_pixels, _name(i, files))
+                )
             except ApiError as exc:
                 self.metrics.rejections.labels(exc.code).inc()
                 raise
-            uploads.append((name, data, header))
-        return uploads
+        return headers
 
     async def _reserve(self, headers: list[ImageHeader], start: float) -> codec.Reservation:
         """The request's image memory (`codec.request_bytes`) from the shared budget, held until it has answered.
@@ -109,9 +118,9 @@ class Pipeline:
             raise ApiError(
                 413,
                 "images_too_large",
-                f"these {len(headers)} images need {nbytes >> 20} MiB to decode and hold, more than the server's "
-                f"image memory of {self.budget.total >> 20} MiB (MASKRCNN_DECODE_MEMORY_BYTES); send fewer or "
-                "smaller images per request",
+                f"these {len(headers)} images need {nbytes} bytes to decode and hold, more than the server's image "
+                f"memory of {self.budget.total} bytes (MASKRCNN_DECODE_MEMORY_BYTES); send fewer or smaller images "
+                "per request",
             )
         try:
             return await self.budget.acquire(nbytes, start + self.settings.request_timeout_s - time.perf_counter())
@@ -119,13 +128,16 @@ class Pipeline:
             self.metrics.rejections.labels("decode_busy").inc()
             raise unavailable("decode_busy", "too many large images are in flight; retry later") from None
 
-    async def _decode(self, uploads: list[tuple[str, bytes, ImageHeader]]) -> list[codec.DecodedImage]:
-        """All files decoded (off the event loop, one after the other) before any is submitted: one bad file
-        fails only its request."""
+    async def _decode(self, files: list[UploadFile]) -> list[codec.DecodedImage]:
+        """All files decoded (off the event loop, one after the other, each read again from its spooled upload)
+        before any is submitted: one bad file fails only its request."""
         decoded = []
-        for name, data, _ in uploads:
+        for i, upload in enumerate(files):
+            data = await _read(upload)
             try:
-                decoded.append(await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, name))
+                decoded.append(
+                    await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, _name(i, files))
+                )
             except ApiError as exc:
                 self.metrics.rejections.labels(exc.code).inc()
                 raise
@@ -206,10 +218,20 @@ async def detect_batch(
     summary="Draw the detections over the image (PNG)",
 )
 async def visualize_image(image: ImageFile, pipeline: PipelineDep) -> Response:
-    (answer,) = await pipeline([image])
-    limbs = skeleton(pipeline.engine.keypoint_names())
-    png = await run_in_threadpool(visualize.render, answer.image.pixels, answer.detections, limbs)
+    async with pipeline.answers([image]) as (answer,):  # the pixels stay in the budget while drawn
+        limbs = skeleton(pipeline.engine.keypoint_names())
+        png = await run_in_threadpool(visualize.render, answer.image.pixels, answer.detections, limbs)
     return Response(png, media_type="image/png")
+
+
+async def _read(upload: UploadFile) -> bytes:
+    await upload.seek(0)
+    return await upload.read()
+
+
+def _name(i: int, files: list[UploadFile]) -> str:
+    """The file's name in error messages: the field of /detect, or its place in /detect/batch."""
+    return "image" if len(files) == 1 else f"images[{i}]"
 
 
 async def _client_gone(request: Request) -> None:

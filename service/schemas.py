@@ -114,10 +114,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "malformed multipart body",
         401: "missing or wrong API key",
-        413: "upload over the byte or pixel cap",
+        413: "upload over the byte or pixel cap, or images together over the image memory (images_too_large)",
         415: "image format not accepted",
         422: "missing field, not an image, truncated image, or parameter out of range",
-        503: "not ready, queue full or out of memory (see Retry-After)",
+        503: "not ready, queue full, image memory busy (decode_busy) or out of memory (see Retry-After)",
         504: "request timed out",
     }.items()
 }

@@ -68,7 +68,8 @@ class AsyncClient:
         masks: bool = True,
     ) -> list[DetectResult]:
         """POST /detect/batch: several images in one request -> one DetectResult per image, in order.
-        Same options and errors as `detect`; the server caps the count (422 too_many_images)."""
+        Same options and errors as `detect`; the server caps the count (422 too_many_images) and the images'
+        memory together (413 images_too_large, a PayloadTooLargeError: send fewer per call)."""
         params = _request.detect_params(score_threshold, max_detections, categories, masks)
         return _request.batch_results(await self._send(_request.batch_call(images, params)))
 

@@ -114,7 +114,7 @@ def test_a_shrunk_reservation_lets_a_waiting_one_in_at_once() -> None:
         await asyncio.sleep(0.01)
         order.append("shrink")
         held.shrink(30)  # 60 free now: the waiter fits
-        await task
+        await asyncio.wait_for(task, 5)
         held.release()
         held.release()  # twice: nothing more
         assert budget.in_use == 0
@@ -162,7 +162,7 @@ def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_can
         assert running.wait(20)
         assert state.decode_budget.in_use == 4 * side * side * 3  # decoded, waiting for the model: still held
         second.start()  # needs 8 MB with 5 MB free: waits for the batch to answer, not decoded yet
-        assert _until(lambda: len(state.decode_budget._waiters) == 1)
+        assert _until(lambda: state.decode_budget.waiting == 1)
         assert state.decode_budget.in_use == 4 * side * side * 3 and state.batcher.depth == 0
     finally:
         released.set()

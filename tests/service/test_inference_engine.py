@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,3 +116,32 @@ def test_batcher_groups_and_drains_on_close() -> None:
 
     assert asyncio.run(main()) == list(range(10))
     assert calls == [4, 4, 2]
+
+
+def test_a_timed_out_request_leaves_no_job_and_no_pixels_in_the_queue() -> None:
+    """Its jobs are taken out of the queue at once, not when the worker reaches them: the queue keeps no image
+    that the request's memory reservation has stopped counting."""
+    released = threading.Event()
+
+    def run(jobs: list) -> list:
+        assert released.wait(30)
+        return [job.image for job in jobs]
+
+    async def main() -> tuple[int, int]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = Batcher(run, executor, max_batch_size=1, max_wait_s=0, queue_size=16)
+            batcher.start()
+            busy = batcher.new_job(torch.zeros(3, 8, 8), DetectParams(0, 1, None, False), 5)
+            batcher.submit([busy])  # the worker holds it
+            await asyncio.sleep(0.05)
+            late = [batcher.new_job(torch.zeros(3, 8, 8), DetectParams(0, 1, None, False), 0.1) for _ in range(3)]
+            batcher.submit(late)
+            with pytest.raises(ApiError) as timeout:
+                await batcher.wait(late)
+            queued = len(batcher._queue)
+            released.set()
+            await batcher.wait([busy])
+            await batcher.close()
+            return timeout.value.status_code, queued
+
+    assert asyncio.run(main()) == (504, 0)
