@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +43,9 @@ class Answer(NamedTuple):
     detections: list[dict[str, Any]]  # COCO-style results, as in response.detections
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """One request's path: uploads -> decode -> batcher -> model -> post-process -> one Answer per image."""
@@ -64,10 +67,11 @@ class Pipeline:
         """The request's answers, its images' memory held in the budget until the block ends (so that work on
         the decoded pixels after answering, such as drawing them, is inside it too)."""
         start = time.perf_counter()
-        headers = await self._probe(files)
+        headers = await self._each(files, codec.probe)  # every header checked (4xx) before anything is reserved
         held = await self._reserve(headers, start)
         try:
-            decoded = await self._decode(files)
+            # all decoded before any is submitted: one bad file fails only its request
+            decoded = await self._each(files, codec.decode)
             held.shrink(sum(header.pixel_bytes for header in headers))  # the decoded pixels stay held
             decode_s = time.perf_counter() - start
             self.metrics.stage_seconds.labels("decode").observe(decode_s)
@@ -92,19 +96,20 @@ class Pipeline:
             for job, det, image in zip(jobs, detections, decoded, strict=True)
         ]
 
-    async def _probe(self, files: list[UploadFile]) -> list[ImageHeader]:
-        """Every file's header, each checked (4xx) before anything is reserved; no file's bytes are kept."""
-        headers = []
+    async def _each(self, files: list[UploadFile], step: Callable[[bytes, int, str], T]) -> list[T]:
+        """`step(bytes, max_pixels, name)` on every file in turn, in a worker thread, each file read again from
+        its spooled upload (no file's bytes are kept between steps); a 4xx it raises is counted and raised."""
+        out = []
         for i, upload in enumerate(files):
-            data = await _read(upload)
+            await upload.seek(0)
+            data = await upload.read()
+            name = "image" if len(files) == 1 else f"images[{i}]"
             try:
-                headers.append(
-                    await run_in_threadpool(codec.probe, data, self.settings.max_image_pixels, _name(i, files))
-                )
+                out.append(await run_in_threadpool(step, data, self.settings.max_image_pixels, name))
             except ApiError as exc:
                 self.metrics.rejections.labels(exc.code).inc()
                 raise
-        return headers
+        return out
 
     async def _reserve(self, headers: list[ImageHeader], start: float) -> codec.Reservation:
         """The request's image memory (`codec.request_bytes`) from the shared budget, held until it has answered.
@@ -127,21 +132,6 @@ class Pipeline:
         except TimeoutError:
             self.metrics.rejections.labels("decode_busy").inc()
             raise unavailable("decode_busy", "too many large images are in flight; retry later") from None
-
-    async def _decode(self, files: list[UploadFile]) -> list[codec.DecodedImage]:
-        """All files decoded (off the event loop, one after the other, each read again from its spooled upload)
-        before any is submitted: one bad file fails only its request."""
-        decoded = []
-        for i, upload in enumerate(files):
-            data = await _read(upload)
-            try:
-                decoded.append(
-                    await run_in_threadpool(codec.decode, data, self.settings.max_image_pixels, _name(i, files))
-                )
-            except ApiError as exc:
-                self.metrics.rejections.labels(exc.code).inc()
-                raise
-        return decoded
 
     async def _answer(self, job: Job, det: Detections, image: codec.DecodedImage, decode_s: float) -> Answer:
         """Post-process one image's detections (off the event loop) and time every stage it went through."""
@@ -222,16 +212,6 @@ async def visualize_image(image: ImageFile, pipeline: PipelineDep) -> Response:
         limbs = skeleton(pipeline.engine.keypoint_names())
         png = await run_in_threadpool(visualize.render, answer.image.pixels, answer.detections, limbs)
     return Response(png, media_type="image/png")
-
-
-async def _read(upload: UploadFile) -> bytes:
-    await upload.seek(0)
-    return await upload.read()
-
-
-def _name(i: int, files: list[UploadFile]) -> str:
-    """The file's name in error messages: the field of /detect, or its place in /detect/batch."""
-    return "image" if len(files) == 1 else f"images[{i}]"
 
 
 async def _client_gone(request: Request) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "service"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "client"))
 
-from service_helpers import FIXTURES, LiveServer, save_tiny_model, server_factory
+from service_helpers import FIXTURES, LiveServer, hold_model, save_tiny_model, server_factory, until
 
 from service.config import Settings
 
@@ -69,16 +68,7 @@ class HeldServer:
 
     def __init__(self, server: LiveServer) -> None:
         self.server, self.url = server, server.url
-        self.running, self.released = threading.Event(), threading.Event()
-        engine = server.app.state.engine
-        real_run = engine.run
-
-        def held_run(jobs: list) -> list:
-            self.running.set()
-            assert self.released.wait(30)
-            return real_run(jobs)
-
-        object.__setattr__(engine, "run", held_run)  # this server's engine only (a frozen dataclass)
+        self.running, self.released = hold_model(server)
         self.threads: list[threading.Thread] = []
 
     def _post(self, image: bytes) -> None:
@@ -87,7 +77,7 @@ class HeldServer:
 
     def occupy(self, image: bytes) -> None:
         batcher = self.server.app.state.batcher
-        for wait in (lambda: self.running.wait(20), lambda: _until(lambda: batcher.depth == 1)):
+        for wait in (lambda: self.running.wait(20), lambda: until(lambda: batcher.depth == 1)):
             thread = threading.Thread(target=self._post, args=(image,), daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -101,7 +91,7 @@ class HeldServer:
                 return 'maskrcnn_rejections_total{reason="queue_full"} 1.0' in client.get("/metrics").text
 
         def watch() -> None:
-            _until(rejected)
+            until(rejected)
             self.release()
 
         threading.Thread(target=watch, daemon=True).start()
@@ -110,15 +100,6 @@ class HeldServer:
         self.released.set()
         for thread in self.threads:
             thread.join(30)
-
-
-def _until(condition: Callable[[], bool], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +136,29 @@ def serve_process(weights: Path, **env: str) -> Iterator[tuple[subprocess.Popen[
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def hold_model(server: LiveServer) -> tuple[threading.Event, threading.Event]:
+    """Make `server`'s model runs wait for the returned `released` event (30 s at most); `running` is set when
+    one starts. This server's engine only (it is a frozen dataclass: the attribute is set past it)."""
+    running, released = threading.Event(), threading.Event()
+    engine = server.app.state.engine
+    real_run = engine.run
+
+    def held_run(jobs: list) -> list:
+        running.set()
+        assert released.wait(30)
+        return real_run(jobs)
+
+    object.__setattr__(engine, "run", held_run)
+    return running, released
+
+
+def until(condition: Callable[[], bool], timeout: float = 20) -> bool:
+    """Poll `condition` every 10 ms until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

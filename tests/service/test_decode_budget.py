@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
-from collections.abc import Callable
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from service_helpers import LiveServer, encode
+from service_helpers import LiveServer, encode, hold_model, until
 
 from models.image import DECODE_BYTES_PER_PIXEL, ImageHeader
 from service.codec import DecodeBudget, request_bytes
@@ -123,21 +121,6 @@ def test_a_shrunk_reservation_lets_a_waiting_one_in_at_once() -> None:
     assert asyncio.run(main()) == ["shrink", "waiter"]
 
 
-def _hold_model(server: LiveServer) -> tuple[threading.Event, threading.Event]:
-    """Make `server`'s model runs wait for the returned `released` event; `running` is set when one starts."""
-    running, released = threading.Event(), threading.Event()
-    engine = server.app.state.engine
-    real_run = engine.run
-
-    def held_run(jobs: list) -> list:
-        running.set()
-        assert released.wait(30)
-        return real_run(jobs)
-
-    object.__setattr__(engine, "run", held_run)  # this server's engine only (a frozen dataclass)
-    return running, released
-
-
 def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_cannot_fit_gets_413(make_server) -> None:
     side = 1000
     budget = side * side * max(DECODE_BYTES_PER_PIXEL.values())  # the least the settings accept: 17 MB
@@ -148,7 +131,7 @@ def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_can
         error = client.post("/detect/batch", files=files)  # 5 x 3 MB held + 5 MB to decode one > 17 MB
     assert error.status_code == 413 and error.json()["error"]["code"] == "images_too_large"
     assert "MASKRCNN_DECODE_MEMORY_BYTES" in error.json()["error"]["message"]
-    running, released = _hold_model(server)
+    running, released = hold_model(server)
     state = server.app.state
     answers: dict[str, httpx.Response] = {}
 
@@ -162,7 +145,7 @@ def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_can
         assert running.wait(20)
         assert state.decode_budget.in_use == 4 * side * side * 3  # decoded, waiting for the model: still held
         second.start()  # needs 8 MB with 5 MB free: waits for the batch to answer, not decoded yet
-        assert _until(lambda: state.decode_budget.waiting == 1)
+        assert until(lambda: state.decode_budget.waiting == 1)
         assert state.decode_budget.in_use == 4 * side * side * 3 and state.batcher.depth == 0
     finally:
         released.set()
@@ -171,12 +154,3 @@ def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_can
             second.join(30)
     assert answers["batch"].status_code == answers["single"].status_code == 200
     assert state.decode_budget.in_use == 0 and state.decode_budget.peak <= budget
-
-
-def _until(condition: Callable[[], bool], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
