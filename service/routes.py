@@ -75,12 +75,15 @@ class Pipeline:
             held.shrink(sum(header.pixel_bytes for header in headers))  # the decoded pixels stay held
             decode_s = time.perf_counter() - start
             self.metrics.stage_seconds.labels("decode").observe(decode_s)
-            yield await self._infer(decoded, decode_s)
+            yield await self._infer(decoded, decode_s, start + self.settings.request_timeout_s)
         finally:
             held.release()
 
-    async def _infer(self, decoded: list[codec.DecodedImage], decode_s: float) -> list[Answer]:
-        jobs = [self.batcher.new_job(d.pixels, self.params, self.settings.request_timeout_s) for d in decoded]
+    async def _infer(self, decoded: list[codec.DecodedImage], decode_s: float, deadline: float) -> list[Answer]:
+        """Submit, wait for the model until `deadline` (time.perf_counter seconds: the request's own timeout,
+        whatever the memory wait and the decode took of it), post-process."""
+        left = max(0.0, deadline - time.perf_counter())
+        jobs = [self.batcher.new_job(d.pixels, self.params, left) for d in decoded]
         self.batcher.submit(jobs)
         disconnected = asyncio.ensure_future(_client_gone(self.request))
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -154,3 +155,35 @@ def test_decoded_images_stay_in_the_budget_until_answered_and_a_request_that_can
             second.join(30)
     assert answers["batch"].status_code == answers["single"].status_code == 200
     assert state.decode_budget.in_use == 0 and state.decode_budget.peak <= budget
+
+
+def test_the_memory_wait_counts_against_the_request_timeout(make_server) -> None:
+    """A request that waited for memory gets only what is left of its timeout for the model: 504 at its own
+    deadline, not a whole timeout after it got the memory."""
+    side, timeout = 1000, 1.5
+    budget = side * side * max(DECODE_BYTES_PER_PIXEL.values())  # 17 MB: the 4-image batch below fills it
+    server: LiveServer = make_server(
+        max_image_pixels=side * side, decode_memory_bytes=budget, max_batch_size=4, request_timeout_s=timeout
+    )
+    png = encode(Image.new("RGB", (side, side), (90, 120, 40)), "PNG")
+    running, released = hold_model(server)
+    answers: dict[str, tuple[int, float]] = {}
+
+    def post(name: str, route: str, upload: list) -> None:
+        start = time.monotonic()
+        status = httpx.post(f"{server.url}{route}", files=upload, timeout=30).status_code
+        answers[name] = (status, time.monotonic() - start)
+
+    batch = [("images", (f"{i}.png", png, "image/png")) for i in range(4)]
+    first = threading.Thread(target=post, args=("batch", "/detect/batch", batch))
+    second = threading.Thread(target=post, args=("single", "/detect", [("image", ("x.png", png, "image/png"))]))
+    first.start()
+    try:
+        assert running.wait(20)  # the batch holds the memory and the model (which never answers here)
+        second.start()  # waits for memory until the batch times out, then for the held model
+        first.join(30)
+        second.join(30)
+    finally:
+        released.set()
+    assert answers["batch"][0] == answers["single"][0] == 504
+    assert answers["single"][1] < timeout + 0.75  # its own deadline; a fresh timeout for its jobs: ~2 x timeout
