@@ -168,6 +168,7 @@ def _race(
         equal = [r["counts"].decode() for r in post["tv"]["out"]] == [r["counts"] for r in post["ours"]["out"]]
         _row(report, "post-process (paste + 0.5 + RLE)", post, f"RLE identical: {equal}")
 
+    here = torchvision_side(reference, str(device))
     batches = [("fp32", 1)] + ([("bf16", 1)] if device.type == "cpu" else [("fp16", 8)])
     baseline = None
     for precision, batch in batches:
@@ -181,16 +182,16 @@ def _race(
 
         sides = {"tv": tv_side, "ours": lambda im=images, p=predictor: p(im, OPTIONS)}
         if precision == "fp32":  # torchvision once more in this process, with the malloc settings ours gave it
-            sides["tv here"] = lambda im=images: torchvision_side(reference, str(device))(im, ieee=True)
+            sides["tv here"] = lambda im=images: here(im, ieee=True)
         stats = compare(sides, device, repeat)
         ours_out = stats["ours"]["out"][0]
         if precision == "fp32":
             baseline = ours_out
             same, lo, mean = mask_agreement(stats["tv"]["out"][0], ours_out)
-            here = stats["tv here"]["median"]
+            here_s = stats["tv here"]["median"]
             note = (
                 f"same classes: {same}; mask IoU vs tv min {lo:.4f} mean {mean:.4f}; torchvision in this process "
-                f"(our malloc settings) {here * 1000:.0f} ms, {here / stats['ours']['median']:.1f}x"
+                f"(our malloc settings) {here_s * 1000:.0f} ms, {here_s / stats['ours']['median']:.1f}x"
             )
         else:
             _, lo, mean = mask_agreement(baseline, ours_out)

@@ -22,7 +22,6 @@ import multiprocessing
 import pickle
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
@@ -30,11 +29,6 @@ from typing import Any
 import torch
 
 from bench.timing import Measured, PeakMemory, timed
-
-
-@dataclass(frozen=True)
-class _Call:
-    kwargs: dict[str, Any]
 
 
 class SideProcess:
@@ -59,7 +53,7 @@ class SideProcess:
             raise
 
     def __call__(self, **kwargs: Any) -> Measured:
-        self._conn.send(_Call(kwargs))
+        self._conn.send(kwargs)
         return self._answer()
 
     def _answer(self) -> Any:
@@ -99,10 +93,10 @@ def _serve(conn: Connection, payload: bytes, device: str) -> None:
         return
     conn.send((True, None))
     try:
-        while (call := conn.recv()) is not None:
+        while (kwargs := conn.recv()) is not None:
             try:
                 with PeakMemory(torch.device(device)) as mem:
-                    seconds, out = timed(lambda: side(**call.kwargs), torch.device(device))
+                    seconds, out = timed(lambda: side(**kwargs), torch.device(device))
                 conn.send((True, Measured(seconds, mem.peak_bytes, out)))
             except Exception:
                 conn.send((False, traceback.format_exc()))

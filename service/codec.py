@@ -12,8 +12,6 @@ has answered (they wait in the batcher's queue and go through the model meanwhil
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 from models import image
 from models.image import DecodedImage, ImageError, ImageHeader
@@ -86,8 +84,7 @@ class DecodeBudget:
     """Bytes of image memory shared by all requests in flight (asyncio; the decodes run in worker threads).
 
     `acquire(n, timeout)` waits until n bytes are free and returns them as a `Reservation`, in arrival order
-    (a large request is not starved by a stream of small ones); TimeoutError after `timeout` seconds.
-    `reserve(n, timeout)` is the same as an async context manager that releases on exit. n above the total
+    (a large request is not starved by a stream of small ones); TimeoutError after `timeout` seconds. n above the total
     raises ValueError: callers refuse such requests first (the settings guarantee that one image at the pixel
     cap fits).
     """
@@ -106,14 +103,6 @@ class DecodeBudget:
     def waiting(self) -> int:
         """Reservations waiting for memory now."""
         return len(self._waiters)
-
-    @contextlib.asynccontextmanager
-    async def reserve(self, nbytes: int, timeout: float | None = None) -> AsyncIterator[Reservation]:
-        held = await self.acquire(nbytes, timeout)
-        try:
-            yield held
-        finally:
-            held.release()
 
     async def acquire(self, nbytes: int, timeout: float | None = None) -> Reservation:
         if nbytes > self.total:

@@ -25,10 +25,11 @@ def test_budget_holds_reservations_within_its_total_in_arrival_order() -> None:
         order: list[str] = []
 
         async def decode(name: str, nbytes: int, seconds: float) -> None:
-            async with budget.reserve(nbytes):
-                order.append(name)
-                assert budget.in_use <= budget.total
-                await asyncio.sleep(seconds)
+            held = await budget.acquire(nbytes)
+            order.append(name)
+            assert budget.in_use <= budget.total
+            await asyncio.sleep(seconds)
+            held.release()
 
         tasks = [
             asyncio.create_task(decode("a", 60, 0.05)),
@@ -45,20 +46,20 @@ def test_budget_holds_reservations_within_its_total_in_arrival_order() -> None:
 def test_budget_times_out_and_a_cancelled_wait_leaks_nothing() -> None:
     async def main() -> DecodeBudget:
         budget = DecodeBudget(100)
-        async with budget.reserve(80):
-            with pytest.raises(TimeoutError):
-                async with budget.reserve(50, timeout=0.05):
-                    pass
-            waiter = asyncio.create_task(budget.reserve(50).__aenter__())
-            await asyncio.sleep(0.01)
-            waiter.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiter
-        async with budget.reserve(100):  # everything was given back
-            assert budget.in_use == 100
+        held = await budget.acquire(80)
+        with pytest.raises(TimeoutError):
+            await budget.acquire(50, timeout=0.05)
+        waiter = asyncio.create_task(budget.acquire(50))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        held.release()
+        everything = await budget.acquire(100)  # everything was given back
+        assert budget.in_use == 100
+        everything.release()
         with pytest.raises(ValueError, match="never fit"):
-            async with budget.reserve(101):
-                pass
+            await budget.acquire(101)
         return budget
 
     assert asyncio.run(main()).in_use == 0
@@ -106,8 +107,8 @@ def test_a_shrunk_reservation_lets_a_waiting_one_in_at_once() -> None:
         held = await budget.acquire(90)
 
         async def waiter() -> None:
-            async with budget.reserve(50):
-                order.append("waiter")
+            (await budget.acquire(50)).release()
+            order.append("waiter")
 
         task = asyncio.create_task(waiter())
         await asyncio.sleep(0.01)
